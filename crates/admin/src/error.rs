@@ -1,0 +1,99 @@
+//! The one error type of the storage, so that the CLI and the gateway can
+//! print a message that names what is wrong (the customer, the system, the
+//! username) without knowing how it is stored.
+//!
+//! No variant carries a password or a secret: these messages end up in
+//! terminals and logs.
+
+use std::path::PathBuf;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A schema migration failed (the database is left at the last good version).
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A customer id is not letters and digits only.
+    #[error("invalid customer id {id:?}: {reason}")]
+    InvalidCustomerId { id: String, reason: &'static str },
+
+    #[error("unknown customer {0}")]
+    UnknownCustomer(String),
+
+    #[error("customer {0} already exists")]
+    DuplicateCustomer(String),
+
+    /// A system name has no usable DNS-label form.
+    #[error("invalid system name {name:?}: {reason}")]
+    InvalidSystemName { name: String, reason: &'static str },
+
+    /// `label: None` means the customer's primary system was asked for.
+    #[error("{}", describe_unknown_system(customer, label.as_deref()))]
+    UnknownSystem {
+        customer: String,
+        label: Option<String>,
+    },
+
+    /// Two names with the same DNS-label form ("IPO Main", "ipo_main") would
+    /// give the same maintenance address, so the second is refused.
+    #[error("customer {customer} already has a system with address label {label}")]
+    DuplicateSystem { customer: String, label: String },
+
+    #[error("customer {customer} already has a primary system ({label})")]
+    PrimaryExists { customer: String, label: String },
+
+    /// Proxy usernames are what the front door looks an account up by, so
+    /// they are unique across all resellers and distributors.
+    #[error(
+        "username {username} is already used by the proxy account of reseller or distributor {owner}"
+    )]
+    UsernameTaken { username: String, owner: String },
+
+    #[error("user {0} already exists")]
+    DuplicateUser(String),
+
+    /// A plain field (owner, username, name) is empty or malformed.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        field: &'static str,
+        reason: &'static str,
+    },
+
+    /// A COM user password does not meet the manual's policy.
+    #[error("password: {0}")]
+    WeakPassword(#[from] PasswordPolicyError),
+
+    /// argon2 itself failed, or its worker thread did: not the caller's fault.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The rule of the manual's password policy that a password breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordPolicyError {
+    #[error("must be 9-31 characters")]
+    Length,
+    #[error(
+        "must contain characters of at least 2 of these types: uppercase, lowercase, digits, special characters"
+    )]
+    TooFewCharacterTypes,
+}
+
+fn describe_unknown_system(customer: &str, label: Option<&str>) -> String {
+    match label {
+        Some(label) => format!("unknown system {label} of customer {customer}"),
+        None => format!("customer {customer} has no primary system"),
+    }
+}

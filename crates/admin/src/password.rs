@@ -1,0 +1,239 @@
+//! Password and secret hashing, and the COM password policy.
+//!
+//! Everything a client proves it knows (proxy account passwords, agent
+//! secrets, COM user passwords) is stored only as an argon2id PHC string, so a
+//! copy of the database does not hand out access. argon2 is deliberately slow
+//! (tens of milliseconds, ~19 MiB), so async callers use the `_async`
+//! wrappers, which run it on tokio's blocking pool instead of stalling the
+//! reactor that relays everyone else's tunnels.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use rand::RngCore;
+
+use crate::{PasswordPolicyError, StoreError};
+
+/// Shortest and longest COM user password, from the manual.
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 9..=31;
+
+/// How many of the four character types a COM user password needs.
+pub const PASSWORD_MIN_CHARACTER_TYPES: usize = 2;
+
+/// A stored argon2 PHC string (`$argon2id$v=19$...`).
+///
+/// It is not a secret in itself, but it is what an offline attack starts
+/// from, so it never appears in `Debug` output, logs or JSON.
+///
+/// `PhcHash::default()` is empty and matches nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PhcHash(String);
+
+impl PhcHash {
+    /// Wraps a PHC string read from storage.
+    pub fn from_phc(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The PHC string, for storing or verifying it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is what was hashed. Blocks for the argon2 time.
+    pub fn verify(&self, candidate: &str) -> bool {
+        verify_password(&self.0, candidate)
+    }
+}
+
+impl From<PhcHash> for String {
+    fn from(hash: PhcHash) -> String {
+        hash.0
+    }
+}
+
+impl fmt::Debug for PhcHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Hashes with argon2id and the crate's default parameters and a fresh
+/// random salt. Blocks for the argon2 time; see [`hash_password_async`].
+pub fn hash_password(password: &str) -> Result<PhcHash, StoreError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Hashing(e.to_string()))?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| StoreError::Hashing(e.to_string()))?;
+    Ok(PhcHash(hash.to_string()))
+}
+
+/// Whether `candidate` matches the PHC string `phc`. The parameters are read
+/// from `phc`, so hashes made with older parameters keep verifying. The
+/// comparison inside argon2 is constant-time. A malformed `phc` never matches.
+pub fn verify_password(phc: &str, candidate: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(candidate.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// [`hash_password`] on the blocking pool.
+pub async fn hash_password_async(password: String) -> Result<PhcHash, StoreError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| StoreError::Hashing(e.to_string()))?
+}
+
+/// [`verify_password`] on the blocking pool; `phc` is a [`PhcHash`] or a PHC
+/// `String`. A failed worker counts as a mismatch: refusing is the safe answer.
+pub async fn verify_password_async(phc: impl Into<String>, candidate: impl Into<String>) -> bool {
+    let (phc, candidate) = (phc.into(), candidate.into());
+    tokio::task::spawn_blocking(move || verify_password(&phc, &candidate))
+        .await
+        .unwrap_or(false)
+}
+
+/// Spends about the time of one verification and returns `false`.
+///
+/// Used when the account being logged in to does not exist, so that the
+/// response time does not tell an attacker which usernames are real.
+pub async fn verify_nothing_async(candidate: String) -> bool {
+    static DUMMY: OnceLock<Option<PhcHash>> = OnceLock::new();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(dummy) = DUMMY.get_or_init(|| hash_password("comgate-timing-dummy").ok()) {
+            let _ = dummy.verify(&candidate);
+        }
+    })
+    .await;
+    false
+}
+
+/// The manual's rule for COM user passwords: 9-31 characters, from at least
+/// two of uppercase, lowercase, digits and special characters (anything else,
+/// spaces included). Reuse of earlier passwords is the admin plane's check.
+pub fn check_password_policy(password: &str) -> Result<(), PasswordPolicyError> {
+    if !PASSWORD_LEN.contains(&password.chars().count()) {
+        return Err(PasswordPolicyError::Length);
+    }
+    let (mut upper, mut lower, mut digit, mut special) = (false, false, false, false);
+    for c in password.chars() {
+        if c.is_uppercase() {
+            upper = true;
+        } else if c.is_lowercase() {
+            lower = true;
+        } else if c.is_ascii_digit() {
+            digit = true;
+        } else {
+            special = true;
+        }
+    }
+    let types = [upper, lower, digit, special]
+        .into_iter()
+        .filter(|&t| t)
+        .count();
+    if types < PASSWORD_MIN_CHARACTER_TYPES {
+        return Err(PasswordPolicyError::TooFewCharacterTypes);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_argon2id_and_verifies_only_the_password() {
+        let hash = hash_password("pa:ss%w\\rd").unwrap();
+        assert!(hash.expose().starts_with("$argon2id$"), "{}", hash.expose());
+        assert!(!hash.expose().contains("pa:ss"));
+        assert!(verify_password(hash.expose(), "pa:ss%w\\rd"));
+        assert!(!verify_password(hash.expose(), "pa:ss%w\\rD"));
+        assert!(!verify_password(hash.expose(), ""));
+    }
+
+    #[test]
+    fn same_password_hashes_differently() {
+        let a = hash_password("same").unwrap();
+        let b = hash_password("same").unwrap();
+        assert_ne!(a, b, "salts must differ");
+    }
+
+    #[test]
+    fn malformed_phc_never_matches() {
+        assert!(!verify_password("", ""));
+        assert!(!verify_password("plaintext", "plaintext"));
+    }
+
+    #[test]
+    fn phc_hash_debug_is_masked() {
+        let hash = hash_password("x").unwrap();
+        assert_eq!(format!("{hash:?}"), "********");
+    }
+
+    #[tokio::test]
+    async fn async_wrappers_agree_with_blocking_ones() {
+        let hash = hash_password_async("s3cret!".into()).await.unwrap();
+        assert!(verify_password_async(hash.clone(), "s3cret!").await);
+        assert!(!verify_password_async(hash.clone(), "s3cret").await);
+        assert!(verify_password_async(String::from(hash), "s3cret!").await);
+        assert!(!verify_password_async(PhcHash::default(), "").await);
+        assert!(!verify_nothing_async("anything".into()).await);
+    }
+
+    #[test]
+    fn policy_length_is_9_to_31_characters() {
+        assert_eq!(
+            check_password_policy("Abcdefg1"),
+            Err(PasswordPolicyError::Length)
+        );
+        assert_eq!(check_password_policy("Abcdefgh1"), Ok(()));
+        assert_eq!(
+            check_password_policy(&format!("A{}", "b".repeat(30))),
+            Ok(())
+        );
+        assert_eq!(
+            check_password_policy(&format!("A{}", "b".repeat(31))),
+            Err(PasswordPolicyError::Length)
+        );
+        // Characters, not bytes.
+        assert_eq!(check_password_policy("ääääääääA"), Ok(()));
+    }
+
+    #[test]
+    fn policy_needs_two_character_types() {
+        for weak in ["abcdefghij", "ABCDEFGHIJ", "1234567890", "!@#$%^&*()"] {
+            assert_eq!(
+                check_password_policy(weak),
+                Err(PasswordPolicyError::TooFewCharacterTypes),
+                "{weak}"
+            );
+        }
+        for ok in [
+            "abcdefghI",
+            "abcdefgh1",
+            "abcdefgh!",
+            "12345678!",
+            "ABCDEFGH1",
+        ] {
+            assert_eq!(check_password_policy(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn policy_errors_name_the_rule() {
+        let err = StoreError::from(check_password_policy("short").unwrap_err());
+        assert_eq!(err.to_string(), "password: must be 9-31 characters");
+        let err = StoreError::from(check_password_policy("aaaaaaaaaa").unwrap_err());
+        assert!(
+            err.to_string().starts_with("password: must contain"),
+            "{err}"
+        );
+    }
+}

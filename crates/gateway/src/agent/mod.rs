@@ -1,0 +1,266 @@
+//! The site agent (`comgate agent`): keeps one outbound TLS websocket to
+//! comgate, and opens connections on its own LAN when comgate asks, only
+//! where the site's remote-operations settings allow it.
+//!
+//! The agent checks every stream request against its own settings even
+//! though the gateway already did: the site, not the gateway, is the
+//! authority on what may be reached inside it.
+
+pub mod backoff;
+pub mod gateway_url;
+pub mod http_proxy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tracing::Instrument;
+use tunnel_proto::codes;
+use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
+use tunnel_proto::mux::{self, CloseReason, IncomingEvent, IncomingStream, MuxConfig, Role};
+use tunnel_proto::Target;
+
+use crate::config::AgentConfig;
+use crate::relay::{relay, RelayLimits};
+use backoff::Backoff;
+use gateway_url::GatewayUrl;
+use http_proxy::ProxyUrl;
+
+/// Why one connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot reach comgate at {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("{0}")]
+    Proxy(#[from] http_proxy::ProxyError),
+    #[error("TLS with comgate failed: {0}")]
+    Tls(std::io::Error),
+    #[error("websocket handshake with comgate failed: {0}")]
+    Websocket(String),
+    #[error("comgate refused this agent: {0}")]
+    Rejected(String),
+    #[error("comgate sent an unexpected handshake reply: {0}")]
+    Protocol(String),
+    #[error("timed out connecting to comgate")]
+    Timeout,
+    #[error("{0}")]
+    Setup(String),
+}
+
+type AgentWebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// What the agent needs at run time, derived once from its config.
+pub struct Agent {
+    cfg: AgentConfig,
+    url: GatewayUrl,
+    proxy: Option<ProxyUrl>,
+    tls: TlsConnector,
+    settings: SiteSettings,
+}
+
+impl Agent {
+    pub fn new(cfg: AgentConfig) -> Result<Arc<Self>, AgentError> {
+        let url = GatewayUrl::parse(&cfg.gateway)
+            .map_err(|e| AgentError::Setup(format!("gateway: {e}")))?;
+        let proxy = cfg
+            .effective_proxy()
+            .map(|p| ProxyUrl::parse(p.expose()))
+            .transpose()
+            .map_err(|e| AgentError::Setup(format!("proxy: {e}")))?;
+        let roots = match &cfg.ca {
+            Some(ca) => crate::tls::load_roots(ca).map_err(|e| AgentError::Setup(e.to_string()))?,
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
+        let client =
+            crate::tls::client_config(roots).map_err(|e| AgentError::Setup(e.to_string()))?;
+        let settings = SiteSettings {
+            remote_access: cfg.remote_access,
+            colocated_servers: cfg.colocated_servers,
+            centralized_management: cfg.centralized_management,
+            own_ports: cfg.own_ports(),
+            tunnels: cfg
+                .tunnels
+                .iter()
+                .map(|t| TunnelSpec {
+                    application: t.application.clone(),
+                    server_ip: t.server_ip,
+                    server_port: t.server_port,
+                })
+                .collect(),
+        };
+        Ok(Arc::new(Agent {
+            url,
+            proxy,
+            tls: TlsConnector::from(client),
+            settings,
+            cfg,
+        }))
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.connect_timeout_ms)
+    }
+
+    /// Runs forever: connect, serve, and reconnect with backoff after any failure.
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.cfg.reconnect_initial_ms),
+            Duration::from_millis(self.cfg.reconnect_max_ms),
+        );
+        let span =
+            tracing::info_span!("agent", customer = %self.cfg.customer, system = %self.cfg.system);
+        async {
+            loop {
+                let started = Instant::now();
+                match self.clone().session().await {
+                    Ok(reason) => {
+                        tracing::warn!(?reason, "session with comgate ended");
+                        // A session that stayed up a while starts the delays over.
+                        if started.elapsed() > Duration::from_secs(30) {
+                            backoff.reset();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "connecting to comgate failed"),
+                }
+                let delay = backoff.next_delay();
+                tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+                tokio::time::sleep(delay).await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One session: connect, hello, serve streams until it ends.
+    async fn session(self: Arc<Self>) -> Result<CloseReason, AgentError> {
+        let (ws, welcome) = tokio::time::timeout(self.connect_timeout(), self.connect())
+            .await
+            .map_err(|_| AgentError::Timeout)??;
+        // The gateway sets the heartbeat pace for both sides.
+        let beat = Duration::from_millis(welcome.heartbeat_ms.max(100));
+        let cfg = MuxConfig {
+            ping_interval: beat,
+            ping_timeout: beat * 3,
+            ..MuxConfig::default()
+        };
+        let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
+        tracing::info!(gateway = %self.url, via_proxy = self.proxy.is_some(), "connected");
+        let serve = async {
+            while let Some(event) = incoming.next().await {
+                match event {
+                    IncomingEvent::Stream(s) => {
+                        let this = self.clone();
+                        tokio::spawn(async move { this.serve_stream(s).await });
+                    }
+                    IncomingEvent::Control(value) => {
+                        tracing::debug!(%value, "control message from comgate")
+                    }
+                }
+            }
+        };
+        let (reason, ()) = tokio::join!(mux.closed(), serve);
+        Ok(reason)
+    }
+
+    /// TCP (possibly through the site's proxy) → TLS → websocket → hello.
+    async fn connect(&self) -> Result<(AgentWebSocket, Welcome), AgentError> {
+        let authority = self.url.authority();
+        let tcp = match &self.proxy {
+            Some(proxy) => http_proxy::connect_through(proxy, &authority).await?,
+            None => {
+                let tcp = TcpStream::connect(&authority)
+                    .await
+                    .map_err(|e| AgentError::Connect(authority.clone(), e))?;
+                let _ = tcp.set_nodelay(true);
+                tcp
+            }
+        };
+        let name = ServerName::try_from(self.url.host.clone())
+            .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(AgentError::Tls)?;
+        let request = format!("wss://{}{}", authority, self.url.path);
+        let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(
+            request,
+            tls,
+            Some(mux::recommended_ws_config()),
+        )
+        .await
+        .map_err(|e| AgentError::Websocket(e.to_string()))?;
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            customer: self.cfg.customer.clone(),
+            system: self.cfg.system.clone(),
+            secret: self.cfg.secret.expose().to_owned(),
+            settings: self.settings.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let welcome = handshake::agent_handshake(&mut ws, &hello)
+            .await
+            .map_err(|e| match e {
+                handshake::HandshakeError::Rejected { reason, .. } => AgentError::Rejected(reason),
+                other => AgentError::Protocol(other.to_string()),
+            })?;
+        Ok((ws, welcome))
+    }
+
+    /// The local address for a target, or why the site refuses it.
+    fn resolve(&self, target: &Target) -> Result<SocketAddr, String> {
+        self.settings.allows(target).map_err(|r| r.to_string())?;
+        Ok(match target {
+            Target::System { port } => self.cfg.own_service_addr(*port),
+            Target::Colocated { ip, port } => SocketAddr::from((*ip, *port)),
+        })
+    }
+
+    async fn serve_stream(&self, incoming: IncomingStream) {
+        let target = *incoming.target();
+        let addr = match self.resolve(&target) {
+            Ok(addr) => addr,
+            Err(reason) => {
+                tracing::info!(?target, %reason, "stream refused by site settings");
+                incoming.refuse(codes::REFUSE_POLICY, &reason);
+                return;
+            }
+        };
+        let tcp = match tokio::time::timeout(self.connect_timeout(), TcpStream::connect(addr)).await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                tracing::info!(%addr, error = %e, "target unreachable");
+                incoming.refuse(codes::REFUSE_UNREACHABLE, &format!("{addr}: {e}"));
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%addr, "target did not answer in time");
+                incoming.refuse(
+                    codes::REFUSE_TIMEOUT,
+                    &format!(
+                        "{addr} did not answer within {} ms",
+                        self.cfg.connect_timeout_ms
+                    ),
+                );
+                return;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let stream = incoming.accept();
+        let started = Instant::now();
+        // No grace period here: the gateway decides when a tunnel is over,
+        // the agent passes half-closes through faithfully.
+        let out = relay(stream, tcp, &[], RelayLimits::default()).await;
+        tracing::info!(
+            %addr,
+            bytes_to_target = out.a_to_b,
+            bytes_from_target = out.b_to_a,
+            duration_ms = started.elapsed().as_millis() as u64,
+            outcome = %out.end.label(),
+            "stream closed"
+        );
+    }
+}

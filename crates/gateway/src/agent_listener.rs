@@ -1,0 +1,175 @@
+//! The listener site agents dial: TLS, websocket upgrade, the agent's hello
+//! (customer, system, secret, remote-operations settings), then the
+//! multiplexed session registered in the [`Hub`].
+//!
+//! The secret travels in the first websocket message rather than in an HTTP
+//! header so that no access log or proxy along the way ever records it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use admin::store::Store;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout_at;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+use tunnel_proto::codes;
+use tunnel_proto::handshake::{self, reject_code, Hello, Reject, Welcome, PROTOCOL_VERSION};
+use tunnel_proto::mux::{self, IncomingEvent, MuxConfig, Role};
+
+use crate::config::AgentsSection;
+use crate::hub::{Hub, SiteKey};
+
+/// Accepts site agents.
+pub struct AgentListener {
+    cfg: AgentsSection,
+    store: Store,
+    hub: Arc<Hub>,
+}
+
+impl AgentListener {
+    pub fn new(cfg: AgentsSection, store: Store, hub: Arc<Hub>) -> Arc<Self> {
+        Arc::new(AgentListener { cfg, store, hub })
+    }
+
+    pub fn mux_config(&self) -> MuxConfig {
+        MuxConfig {
+            stream_window: self.cfg.stream_window,
+            connection_window: self.cfg.site_window,
+            max_streams: self.cfg.max_streams_per_site,
+            ping_interval: Duration::from_millis(self.cfg.heartbeat_interval_ms),
+            ping_timeout: Duration::from_millis(self.cfg.heartbeat_timeout_ms),
+        }
+    }
+
+    pub async fn run(self: Arc<Self>, listener: TcpListener, acceptor: TlsAcceptor) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent listener accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let this = self.clone();
+            let acceptor = acceptor.clone();
+            let span = tracing::info_span!("site", %peer, customer = tracing::field::Empty, system = tracing::field::Empty);
+            tokio::spawn(
+                async move {
+                    if let Err(why) = this.handle(tcp, peer, acceptor).await {
+                        tracing::info!(%why, "agent not admitted");
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    async fn handle(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        acceptor: TlsAcceptor,
+    ) -> Result<(), String> {
+        let _ = tcp.set_nodelay(true);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
+        let tls = timeout_at(deadline, acceptor.accept(tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let mut ws = timeout_at(
+            deadline,
+            tokio_tungstenite::accept_async_with_config(tls, Some(mux::recommended_ws_config())),
+        )
+        .await
+        .map_err(|_| "websocket upgrade timed out".to_string())?
+        .map_err(|e| format!("websocket upgrade failed: {e}"))?;
+
+        let hello = timeout_at(deadline, handshake::read_hello(&mut ws))
+            .await
+            .map_err(|_| "no hello in time".to_string())?
+            .map_err(|e| format!("reading hello: {e}"))?;
+        let span = tracing::Span::current();
+        span.record("customer", hello.customer.as_str());
+        span.record("system", hello.system.as_str());
+
+        let key = match self.check_hello(&hello).await {
+            Ok(key) => key,
+            Err(reject) => {
+                let _ = handshake::send_reject(&mut ws, &reject).await;
+                let _ = ws.close(None).await;
+                return Err(reject.reason);
+            }
+        };
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            heartbeat_ms: self.cfg.heartbeat_interval_ms,
+        };
+        handshake::send_welcome(&mut ws, &welcome)
+            .await
+            .map_err(|e| format!("sending welcome: {e}"))?;
+
+        let (mux, mut incoming) = mux::start(ws, Role::Gateway, self.mux_config());
+        let site = self
+            .hub
+            .register(key, mux.clone(), hello.settings.clone(), peer);
+        tracing::info!(
+            remote_access = hello.settings.remote_access,
+            colocated_servers = hello.settings.colocated_servers,
+            tunnels = hello.settings.tunnels.len(),
+            agent_version = %hello.agent_version,
+            "site connected"
+        );
+        // The agent opens no streams; it may send reports, which the admin
+        // plane will consume. Until then they are logged.
+        let drain = async {
+            while let Some(event) = incoming.next().await {
+                match event {
+                    IncomingEvent::Stream(s) => {
+                        s.refuse(codes::REFUSE_POLICY, "agents may not open streams")
+                    }
+                    IncomingEvent::Control(value) => tracing::debug!(%value, "site report"),
+                }
+            }
+        };
+        let (reason, ()) = tokio::join!(mux.closed(), drain);
+        self.hub.remove(&site);
+        tracing::info!(?reason, "site disconnected");
+        Ok(())
+    }
+
+    /// Known system with the right secret and a protocol we speak.
+    async fn check_hello(&self, hello: &Hello) -> Result<SiteKey, Reject> {
+        handshake::check_version(hello)?;
+        let denied = || {
+            Reject {
+            code: reject_code::AUTHENTICATION_FAILED.into(),
+            reason: format!(
+                "authorization failed for system {} of customer {} (unknown system or wrong secret)",
+                hello.system, hello.customer
+            ),
+        }
+        };
+        let customer = hello.customer.to_ascii_lowercase();
+        let label = admin::store::system_label(&hello.system).ok_or_else(denied)?;
+        let system = self
+            .store
+            .authenticate_system(&customer, Some(&label), &hello.secret)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "system lookup failed");
+                Reject {
+                    code: "internal_error".into(),
+                    reason: "the gateway could not check the credentials; retrying later".into(),
+                }
+            })?
+            .ok_or_else(denied)?;
+        Ok(SiteKey {
+            customer,
+            system: system.label,
+        })
+    }
+}

@@ -1,0 +1,627 @@
+//! The TOML configuration of `comgate serve` and `comgate agent`.
+//!
+//! Both are strict (`deny_unknown_fields`): a misspelt limit silently falling
+//! back to its default is worse than refusing to start. Loading is two steps,
+//! parse then [`validate`](ServeConfig::validate), and every error names the
+//! file and the key. Every limit has its default here, next to its field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        // toml's message already names the key and shows the line.
+        message: e.to_string(),
+    })
+}
+
+fn invalid(path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A string that never prints (passwords, agent secrets).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+// ---------------------------------------------------------------- serve
+
+/// `comgate serve --config FILE`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The deployment's domain: maint addresses end in `.maint.<domain>`.
+    pub domain: String,
+    /// SQLite database, generated certificates and the CA (`ca.pem`).
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    pub gateway: GatewaySection,
+    pub agents: AgentsSection,
+    /// The admin plane's listener; served once the admin plane lands.
+    #[serde(default)]
+    pub admin: Option<ListenSection>,
+    /// The central-management proxy's listener; served once it lands.
+    #[serde(default)]
+    pub central: Option<ListenSection>,
+    #[serde(default)]
+    pub database: Option<DatabaseSection>,
+    /// Where the config was read from, for error messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: String,
+}
+
+/// The CONNECT front door and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    pub listen: SocketAddr,
+    /// The `host:port` partners type as their proxy (PAC files, generated
+    /// commands). Default: `maint.<domain>:<port of listen>`.
+    #[serde(default)]
+    pub public_address: Option<String>,
+    /// Largest CONNECT request head; larger gets 431.
+    #[serde(default = "defaults::max_head_bytes")]
+    pub max_head_bytes: usize,
+    /// Time for the TLS handshake plus a complete request head; slower
+    /// clients are dropped (slowloris).
+    #[serde(default = "defaults::head_timeout_ms")]
+    pub head_timeout_ms: u64,
+    /// Requests answered with 407 on one connection before it is closed
+    /// (browsers retry with credentials on the same connection).
+    #[serde(default = "defaults::max_requests_per_connection")]
+    pub max_requests_per_connection: u32,
+    /// Concurrent tunnels one proxy account may hold.
+    #[serde(default = "defaults::max_tunnels_per_account")]
+    pub max_tunnels_per_account: usize,
+    /// Sustained rate of failed proxy logins allowed per source address.
+    #[serde(default = "defaults::auth_failures_per_minute")]
+    pub auth_failures_per_minute: u32,
+    /// Failed logins a source address may make in a burst before the rate applies.
+    #[serde(default = "defaults::auth_failure_burst")]
+    pub auth_failure_burst: u32,
+    /// Same as the two above, per proxy account (whatever the source).
+    #[serde(default = "defaults::account_failures_per_minute")]
+    pub account_failures_per_minute: u32,
+    #[serde(default = "defaults::account_failure_burst")]
+    pub account_failure_burst: u32,
+    /// How long the agent may take to reach the target (504 after it).
+    #[serde(default = "defaults::stream_open_timeout_ms")]
+    pub stream_open_timeout_ms: u64,
+    /// After one direction of a tunnel ends, how long the other may stay idle
+    /// before the tunnel is closed (proxytunnel never half-closes).
+    #[serde(default = "defaults::half_close_grace_ms")]
+    pub half_close_grace_ms: u64,
+    /// A tunnel with no bytes either way for this long is closed; 0 = never.
+    #[serde(default = "defaults::tunnel_idle_timeout_secs")]
+    pub tunnel_idle_timeout_secs: u64,
+}
+
+/// The listener site agents connect to, and the multiplexer's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsSection {
+    pub listen: SocketAddr,
+    #[serde(default = "defaults::heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// Silence from an agent for this long ends its session.
+    #[serde(default = "defaults::heartbeat_timeout_ms")]
+    pub heartbeat_timeout_ms: u64,
+    /// Flow-control window per stream: one stream moves at most window/RTT.
+    #[serde(default = "defaults::stream_window")]
+    pub stream_window: u32,
+    /// Bytes one site may have in flight across all its streams.
+    #[serde(default = "defaults::site_window")]
+    pub site_window: u32,
+    /// Concurrent streams over one site's websocket.
+    #[serde(default = "defaults::max_streams_per_site")]
+    pub max_streams_per_site: u32,
+    /// TLS + websocket handshake + hello must complete within this.
+    #[serde(default = "defaults::agent_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+/// Every default in one place.
+pub mod defaults {
+    pub fn max_head_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn head_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_requests_per_connection() -> u32 {
+        8
+    }
+    pub fn max_tunnels_per_account() -> usize {
+        256
+    }
+    pub fn auth_failures_per_minute() -> u32 {
+        30
+    }
+    pub fn auth_failure_burst() -> u32 {
+        10
+    }
+    pub fn account_failures_per_minute() -> u32 {
+        60
+    }
+    pub fn account_failure_burst() -> u32 {
+        20
+    }
+    pub fn stream_open_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn half_close_grace_ms() -> u64 {
+        5_000
+    }
+    pub fn tunnel_idle_timeout_secs() -> u64 {
+        0
+    }
+    pub fn heartbeat_interval_ms() -> u64 {
+        10_000
+    }
+    pub fn heartbeat_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn stream_window() -> u32 {
+        4 * 1024 * 1024
+    }
+    pub fn site_window() -> u32 {
+        16 * 1024 * 1024
+    }
+    pub fn max_streams_per_site() -> u32 {
+        1024
+    }
+    pub fn agent_handshake_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn reconnect_initial_ms() -> u64 {
+        500
+    }
+    pub fn reconnect_max_ms() -> u64 {
+        30_000
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: ServeConfig = parse(path, &read(path)?)?;
+        cfg.path = path.to_owned();
+        // A relative data_dir is relative to the config file, so that a
+        // config works wherever it is started from.
+        if cfg.data_dir.is_relative() {
+            if let Some(dir) = path.parent() {
+                cfg.data_dir = dir.join(&cfg.data_dir);
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.path;
+        let d = &self.domain;
+        if d.is_empty()
+            || d.len() > 200
+            || d.starts_with('.')
+            || d.ends_with('.')
+            || !d.contains('.')
+            || !d
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid(
+                p,
+                "domain",
+                format!("`{d}` is not a DNS domain such as example.com"),
+            ));
+        }
+        let g = &self.gateway;
+        if g.max_head_bytes < 512 {
+            return Err(invalid(p, "gateway.max_head_bytes", "must be at least 512"));
+        }
+        for (key, v) in [
+            ("gateway.head_timeout_ms", g.head_timeout_ms),
+            ("gateway.stream_open_timeout_ms", g.stream_open_timeout_ms),
+            (
+                "agents.heartbeat_interval_ms",
+                self.agents.heartbeat_interval_ms,
+            ),
+            (
+                "agents.handshake_timeout_ms",
+                self.agents.handshake_timeout_ms,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(p, key, "must be greater than 0"));
+            }
+        }
+        if g.max_tunnels_per_account == 0 {
+            return Err(invalid(
+                p,
+                "gateway.max_tunnels_per_account",
+                "must be at least 1",
+            ));
+        }
+        for (key, v) in [
+            (
+                "gateway.auth_failures_per_minute",
+                g.auth_failures_per_minute,
+            ),
+            ("gateway.auth_failure_burst", g.auth_failure_burst),
+            (
+                "gateway.account_failures_per_minute",
+                g.account_failures_per_minute,
+            ),
+            ("gateway.account_failure_burst", g.account_failure_burst),
+        ] {
+            if v == 0 {
+                return Err(invalid(p, key, "must be at least 1"));
+            }
+        }
+        let a = &self.agents;
+        if a.heartbeat_timeout_ms <= a.heartbeat_interval_ms {
+            return Err(invalid(
+                p,
+                "agents.heartbeat_timeout_ms",
+                "must be longer than agents.heartbeat_interval_ms",
+            ));
+        }
+        if a.stream_window < 64 * 1024 {
+            return Err(invalid(p, "agents.stream_window", "must be at least 65536"));
+        }
+        if a.site_window < a.stream_window {
+            return Err(invalid(
+                p,
+                "agents.site_window",
+                "must be at least agents.stream_window",
+            ));
+        }
+        if a.max_streams_per_site == 0 {
+            return Err(invalid(
+                p,
+                "agents.max_streams_per_site",
+                "must be at least 1",
+            ));
+        }
+        if let Some(db) = &self.database {
+            if !db.url.starts_with("sqlite:") {
+                return Err(invalid(
+                    p,
+                    "database.url",
+                    "only SQLite (the default) is supported so far; PostgreSQL arrives with the admin plane",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What partners type as their proxy: `maint.<domain>:<port>`.
+    pub fn public_address(&self) -> String {
+        self.gateway
+            .public_address
+            .clone()
+            .unwrap_or_else(|| format!("maint.{}:{}", self.domain, self.gateway.listen.port()))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        match &self.database {
+            Some(db) => PathBuf::from(
+                db.url
+                    .trim_start_matches("sqlite:")
+                    .trim_start_matches("//"),
+            ),
+            None => self.data_dir.join("comgate.db"),
+        }
+    }
+}
+
+impl GatewaySection {
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+    pub fn stream_open_timeout(&self) -> Duration {
+        Duration::from_millis(self.stream_open_timeout_ms)
+    }
+    pub fn half_close_grace(&self) -> Duration {
+        Duration::from_millis(self.half_close_grace_ms)
+    }
+    pub fn tunnel_idle_timeout(&self) -> Option<Duration> {
+        (self.tunnel_idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.tunnel_idle_timeout_secs))
+    }
+}
+
+// ---------------------------------------------------------------- agent
+
+/// `comgate agent --config FILE`: one site agent for one system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// `wss://HOST:PORT[/path]` of comgate's agent listener.
+    pub gateway: String,
+    /// PEM file of the CA to trust for the gateway; default: the public web PKI.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    pub customer: String,
+    pub system: String,
+    pub secret: Secret,
+    /// `http://user:pass@host:port`: reach comgate through the site's HTTP
+    /// proxy. Default: the `HTTPS_PROXY` environment variable, if set.
+    #[serde(default)]
+    pub proxy: Option<Secret>,
+    #[serde(default)]
+    pub remote_access: bool,
+    #[serde(default)]
+    pub colocated_servers: bool,
+    #[serde(default)]
+    pub centralized_management: bool,
+    /// A port of the system's own services → the local address serving it
+    /// (default `127.0.0.1:<same port>`).
+    #[serde(default)]
+    pub ports: BTreeMap<String, SocketAddr>,
+    #[serde(default)]
+    pub tunnels: Vec<TunnelEntry>,
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "defaults::reconnect_initial_ms")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "defaults::reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// `ports` with its keys checked, filled in by `validate`.
+    #[serde(skip)]
+    pub port_map: BTreeMap<u16, SocketAddr>,
+}
+
+/// A TCP tunnel the site allows to a co-located server (manual: Creating
+/// Tunnels for Remote Servers and Services).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelEntry {
+    pub application: String,
+    pub server_ip: Ipv4Addr,
+    pub server_port: u16,
+}
+
+/// The system's own services that Remote Access opens: SSH, RDP and the
+/// HTTPS services of the manual (Web Control Panel 7071, one-X Portal 9443,
+/// WebLM 52233, Web Manager 8443, 443).
+pub const DEFAULT_OWN_PORTS: [u16; 7] = [22, 443, 3389, 7071, 8443, 9443, 52233];
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: AgentConfig = parse(path, &read(path)?)?;
+        cfg.path = path.to_owned();
+        if let Some(ca) = &cfg.ca {
+            if ca.is_relative() {
+                if let Some(dir) = path.parent() {
+                    cfg.ca = Some(dir.join(ca));
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let p = self.path.clone();
+        crate::agent::gateway_url::GatewayUrl::parse(&self.gateway)
+            .map_err(|e| invalid(&p, "gateway", e.to_string()))?;
+        if self.customer.is_empty() || !self.customer.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(&p, "customer", "must be letters and digits"));
+        }
+        if self.system.is_empty() {
+            return Err(invalid(&p, "system", "must not be empty"));
+        }
+        if self.secret.expose().is_empty() {
+            return Err(invalid(&p, "secret", "must not be empty"));
+        }
+        if let Some(proxy) = &self.proxy {
+            crate::agent::http_proxy::ProxyUrl::parse(proxy.expose())
+                .map_err(|e| invalid(&p, "proxy", e.to_string()))?;
+        }
+        self.port_map.clear();
+        for (k, v) in &self.ports {
+            let port: u16 = k.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                invalid(&p, &format!("ports.{k}"), "must be a port number 1-65535")
+            })?;
+            self.port_map.insert(port, *v);
+        }
+        for (i, t) in self.tunnels.iter().enumerate() {
+            if t.server_port == 0 {
+                return Err(invalid(
+                    &p,
+                    &format!("tunnels[{i}].server_port"),
+                    "must be 1-65535",
+                ));
+            }
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(invalid(&p, "connect_timeout_ms", "must be greater than 0"));
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
+            return Err(invalid(
+                &p,
+                "reconnect_max_ms",
+                "reconnect_initial_ms must be > 0 and reconnect_max_ms >= reconnect_initial_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The system's own ports this agent serves.
+    pub fn own_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = DEFAULT_OWN_PORTS.to_vec();
+        ports.extend(self.port_map.keys().copied());
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// Local address of one of the system's own services.
+    pub fn own_service_addr(&self, port: u16) -> SocketAddr {
+        self.port_map
+            .get(&port)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    /// The proxy to use: the `proxy` key, else `HTTPS_PROXY`/`https_proxy`.
+    pub fn effective_proxy(&self) -> Option<Secret> {
+        self.proxy.clone().or_else(|| {
+            ["HTTPS_PROXY", "https_proxy"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+                .map(Secret::new)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("comgate.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    const MINIMAL: &str = r#"
+domain = "example.test"
+data_dir = "data"
+[gateway]
+listen = "127.0.0.1:6443"
+[agents]
+listen = "127.0.0.1:6444"
+"#;
+
+    #[test]
+    fn minimal_serve_config_gets_defaults_and_relative_data_dir() {
+        let (dir, path) = write(MINIMAL);
+        let cfg = ServeConfig::load(&path).unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.gateway.max_head_bytes, 16 * 1024);
+        assert_eq!(cfg.public_address(), "maint.example.test:6443");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let (_d, path) = write(&MINIMAL.replace("[agents]", "max_head_byte = 3\n[agents]"));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("max_head_byte"), "{err}");
+        assert!(err.contains("comgate.toml"), "{err}");
+    }
+
+    #[test]
+    fn invalid_limit_names_the_key() {
+        let (_d, path) = write(&MINIMAL.replace("[agents]", "max_head_bytes = 3\n[agents]"));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("gateway.max_head_bytes"), "{err}");
+    }
+
+    #[test]
+    fn bad_domain_is_refused() {
+        let (_d, path) = write(&MINIMAL.replace("example.test", "not a domain"));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`domain`"), "{err}");
+    }
+
+    #[test]
+    fn agent_ports_keys_must_be_numbers() {
+        let text = r#"
+gateway = "wss://127.0.0.1:6444"
+customer = "12345"
+system = "ipo1"
+secret = "s3cret"
+[ports]
+ssh = "127.0.0.1:2222"
+"#;
+        let (_d, path) = write(text);
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("ports.ssh"), "{err}");
+        let (_d, path) = write(&text.replace("ssh =", "22 ="));
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(cfg.own_service_addr(22), "127.0.0.1:2222".parse().unwrap());
+        assert_eq!(cfg.own_service_addr(443), "127.0.0.1:443".parse().unwrap());
+        assert!(format!("{cfg:?}").contains("********"));
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+}

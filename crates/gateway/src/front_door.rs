@@ -1,0 +1,460 @@
+//! The front door: comgate's authenticated HTTPS CONNECT proxy.
+//!
+//! Every partner connection runs the same pipeline, one function per step:
+//! accept → TLS → [`read_head`] → [`FrontDoor::admit`] (method, maint address,
+//! authentication, authorisation, site lookup, site policy, stream open) →
+//! `200 Connection established` → [`relay`](crate::relay) → audit. Every
+//! refusal is a [`Refusal`], rendered in one place.
+//!
+//! The request target alone decides where a tunnel goes, never `Host`
+//! (proxytunnel puts the proxy's own name there). The 200 reply is flushed in
+//! its own TLS record before any target byte, because proxytunnel reads it
+//! byte by byte through OpenSSL and would not see target bytes that arrived
+//! in the same record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use admin::store::Store;
+use bytes::BytesMut;
+use dashmap::DashMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::TlsAcceptor;
+use tracing::{field::Empty, Instrument};
+use tunnel_proto::codes;
+use tunnel_proto::mux::{MuxStream, OpenError};
+use tunnel_proto::Target;
+
+use crate::audit;
+use crate::auth::Authenticator;
+use crate::config::GatewaySection;
+use crate::connect_head::{parse_head, HeadError, HeadParse, RequestHead};
+use crate::hub::{Hub, SiteKey};
+use crate::maint_host::{parse_maint_authority, MaintHostError};
+use crate::refusal::Refusal;
+use crate::relay::{relay, RelayLimits};
+
+/// Shared state of the front door.
+pub struct FrontDoor {
+    domain: String,
+    realm: String,
+    limits: GatewaySection,
+    store: Store,
+    hub: Arc<Hub>,
+    auth: Arc<Authenticator>,
+    tunnels: Arc<TunnelSlots>,
+}
+
+/// An admitted request: the stream is open and the partner may be told 200.
+struct Admitted {
+    stream: MuxStream,
+    account: String,
+    customer: String,
+    system: String,
+    target: String,
+    _slot: SlotGuard,
+}
+
+impl FrontDoor {
+    pub fn new(
+        domain: &str,
+        limits: GatewaySection,
+        store: Store,
+        hub: Arc<Hub>,
+        auth: Arc<Authenticator>,
+    ) -> Arc<Self> {
+        Arc::new(FrontDoor {
+            domain: domain.to_ascii_lowercase(),
+            realm: format!("comgate maint.{domain}"),
+            limits,
+            store,
+            hub,
+            auth,
+            tunnels: Arc::new(TunnelSlots::default()),
+        })
+    }
+
+    /// Accepts partner connections until the listener fails.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, acceptor: TlsAcceptor) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "front door accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let this = self.clone();
+            let acceptor = acceptor.clone();
+            let span = tracing::info_span!(
+                "partner",
+                %peer,
+                account = Empty,
+                customer = Empty,
+                system = Empty,
+                target = Empty
+            );
+            tokio::spawn(async move { this.handle(tcp, peer, acceptor).await }.instrument(span));
+        }
+    }
+
+    async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+        let _ = tcp.set_nodelay(true);
+        let mut deadline = Instant::now() + self.limits.head_timeout();
+        let mut tls = match timeout_at(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut requests = 0u32;
+        loop {
+            requests += 1;
+            let head = match timeout_at(
+                deadline,
+                read_head(&mut tls, &mut buf, self.limits.max_head_bytes),
+            )
+            .await
+            {
+                Err(_) => {
+                    tracing::debug!("request head not complete in time; dropping the connection");
+                    return;
+                }
+                Ok(Err(ReadHeadError::Closed)) => return,
+                Ok(Err(ReadHeadError::Io(e))) => {
+                    tracing::debug!(error = %e, "reading the request head failed");
+                    return;
+                }
+                Ok(Err(ReadHeadError::Head(e))) => {
+                    let refusal = match e {
+                        HeadError::Malformed(why) => Refusal::BadRequest(why.to_string()),
+                        _ => Refusal::HeadTooLarge,
+                    };
+                    audit::refused(peer, None, "-", refusal.status().0, refusal.outcome());
+                    let _ = respond(&mut tls, &refusal, &self.realm, true).await;
+                    return;
+                }
+                Ok(Ok(h)) => h,
+            };
+            let (head, head_len) = head;
+            let _ = buf.split_to(head_len);
+            let span = tracing::Span::current();
+            span.record("target", head.target.as_str());
+            match self.admit(&head, peer).await {
+                Ok(admitted) => {
+                    self.tunnel(tls, &buf, admitted, peer).await;
+                    return;
+                }
+                Err((refusal, account)) => {
+                    let (status, _) = refusal.status();
+                    audit::refused(
+                        peer,
+                        account.as_deref(),
+                        &head.target,
+                        status,
+                        refusal.outcome(),
+                    );
+                    let close = !refusal.keeps_connection()
+                        || head.connection_close
+                        || requests >= self.limits.max_requests_per_connection;
+                    if respond(&mut tls, &refusal, &self.realm, close)
+                        .await
+                        .is_err()
+                        || close
+                    {
+                        return;
+                    }
+                    deadline = Instant::now() + self.limits.head_timeout();
+                }
+            }
+        }
+    }
+
+    /// Every check between a parsed head and an open stream, in order.
+    async fn admit(
+        &self,
+        head: &RequestHead,
+        peer: SocketAddr,
+    ) -> Result<Admitted, (Refusal, Option<String>)> {
+        if !head.is_connect() {
+            return Err((Refusal::MethodNotAllowed(head.method.clone()), None));
+        }
+        let maint = parse_maint_authority(&head.target, &self.domain).map_err(|e| {
+            let r = match e {
+                MaintHostError::NotMaintDomain => Refusal::NotMaintAddress,
+                other => Refusal::BadMaintAddress(other.to_string()),
+            };
+            (r, None)
+        })?;
+        let account = self
+            .auth
+            .authenticate(peer.ip(), head.proxy_authorization.as_ref())
+            .await
+            .map_err(|r| (r, None))?;
+        let username = account.username.clone();
+        let span = tracing::Span::current();
+        span.record("account", username.as_str());
+        let refuse = |r: Refusal| (r, Some(username.clone()));
+
+        let customer = self
+            .store
+            .customer(&maint.customer)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "customer lookup failed");
+                refuse(Refusal::Internal)
+            })?
+            .ok_or_else(|| refuse(Refusal::NoSuchAddress))?;
+        if !customer.is_served_by(&account.owner) {
+            return Err(refuse(Refusal::NoSuchAddress));
+        }
+        let system = self
+            .store
+            .system(&customer.id, maint.system.as_deref())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "system lookup failed");
+                refuse(Refusal::Internal)
+            })?
+            .ok_or_else(|| refuse(Refusal::NoSuchAddress))?;
+        span.record("customer", customer.id.as_str());
+        span.record("system", system.label.as_str());
+
+        let slot = self
+            .tunnels
+            .acquire(account.id, self.limits.max_tunnels_per_account)
+            .ok_or_else(|| {
+                refuse(Refusal::TooManyTunnels {
+                    limit: self.limits.max_tunnels_per_account,
+                })
+            })?;
+        let key = SiteKey {
+            customer: customer.id.clone(),
+            system: system.label.clone(),
+        };
+        let site = self.hub.get(&key).ok_or_else(|| {
+            refuse(Refusal::Offline {
+                customer: customer.id.clone(),
+                system: system.label.clone(),
+            })
+        })?;
+        let target = match maint.colocated {
+            Some(ip) => Target::Colocated {
+                ip,
+                port: maint.port,
+            },
+            None => Target::System { port: maint.port },
+        };
+        // The gateway applies the site's own reported settings first, so a
+        // forbidden target never costs the site a stream.
+        site.settings.allows(&target).map_err(|r| {
+            refuse(Refusal::SiteRefused {
+                reason: r.to_string(),
+            })
+        })?;
+        let opened = timeout(self.limits.stream_open_timeout(), site.mux.open(target)).await;
+        let stream = match opened {
+            Err(_) => {
+                return Err(refuse(Refusal::TargetUnreachable {
+                    reason: format!("no answer within {} ms", self.limits.stream_open_timeout_ms),
+                }))
+            }
+            Ok(Err(OpenError::Refused { code, reason })) if code == codes::REFUSE_POLICY => {
+                return Err(refuse(Refusal::SiteRefused { reason }))
+            }
+            Ok(Err(OpenError::Refused { reason, .. })) => {
+                return Err(refuse(Refusal::TargetUnreachable { reason }))
+            }
+            Ok(Err(OpenError::TooManyStreams)) => {
+                return Err(refuse(Refusal::TargetUnreachable {
+                    reason: "the site has too many open streams".into(),
+                }))
+            }
+            Ok(Err(_)) => {
+                return Err(refuse(Refusal::AgentLost {
+                    customer: customer.id.clone(),
+                    system: system.label.clone(),
+                }))
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        Ok(Admitted {
+            stream,
+            account: username.clone(),
+            customer: customer.id,
+            system: system.label,
+            target: target_label(&target),
+            _slot: slot,
+        })
+    }
+
+    /// 200, then bytes both ways until the tunnel ends, then the audit event.
+    async fn tunnel<S>(&self, mut tls: S, early: &[u8], admitted: Admitted, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let started = StdInstant::now();
+        // Its own TLS record, flushed before any target byte (see module doc).
+        let ok = tls
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .and(tls.flush().await);
+        let (up, down, outcome) = match ok {
+            Err(e) => (0, 0, format!("error_client: {e}")),
+            Ok(()) => {
+                let limits = RelayLimits {
+                    half_close_grace: Some(self.limits.half_close_grace()),
+                    idle_timeout: self.limits.tunnel_idle_timeout(),
+                };
+                let out = relay(tls, admitted.stream, early, limits).await;
+                let label = match &out.end {
+                    crate::relay::RelayEnd::ErrorA(e) => format!("error_partner: {e}"),
+                    crate::relay::RelayEnd::ErrorB(e) => format!("error_site: {e}"),
+                    other => other.label(),
+                };
+                (out.a_to_b, out.b_to_a, label)
+            }
+        };
+        audit::tunnel_closed(&audit::TunnelRecord {
+            account: &admitted.account,
+            source: peer,
+            customer: &admitted.customer,
+            system: &admitted.system,
+            target: &admitted.target,
+            bytes_up: up,
+            bytes_down: down,
+            duration: started.elapsed(),
+            outcome: &outcome,
+        });
+    }
+}
+
+fn target_label(t: &Target) -> String {
+    match t {
+        Target::System { port } => format!("system:{port}"),
+        Target::Colocated { ip, port } => format!("{ip}:{port}"),
+    }
+}
+
+enum ReadHeadError {
+    Closed,
+    Io(std::io::Error),
+    Head(HeadError),
+}
+
+/// Reads until `buf` holds a complete request head. Cancel-safe in the sense
+/// the caller needs: dropping it on timeout loses nothing worth keeping (the
+/// connection is closed then).
+async fn read_head<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(RequestHead, usize), ReadHeadError> {
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf, max) {
+                Ok(HeadParse::Complete(head, len)) => return Ok((head, len)),
+                Ok(HeadParse::Partial) => {}
+                Err(e) => return Err(ReadHeadError::Head(e)),
+            }
+        }
+        buf.reserve(2048);
+        match s.read_buf(buf).await {
+            Ok(0) => return Err(ReadHeadError::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(ReadHeadError::Io(e)),
+        }
+    }
+}
+
+async fn respond<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    refusal: &Refusal,
+    realm: &str,
+    close: bool,
+) -> std::io::Result<()> {
+    s.write_all(&refusal.render(realm, close)).await?;
+    s.flush().await?;
+    if close {
+        s.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Open tunnels per proxy account.
+#[derive(Default)]
+struct TunnelSlots {
+    counts: DashMap<i64, usize>,
+}
+
+/// Gives its slot back when the tunnel ends.
+struct SlotGuard {
+    slots: Arc<TunnelSlots>,
+    account: i64,
+}
+
+impl TunnelSlots {
+    fn acquire(self: &Arc<Self>, account: i64, limit: usize) -> Option<SlotGuard> {
+        let mut n = self.counts.entry(account).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(SlotGuard {
+            slots: self.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.counts.remove_if_mut(&self.account, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_slots_enforce_the_limit_and_come_back() {
+        let slots = Arc::new(TunnelSlots::default());
+        let a = slots.acquire(1, 2).unwrap();
+        let _b = slots.acquire(1, 2).unwrap();
+        assert!(slots.acquire(1, 2).is_none());
+        assert!(slots.acquire(2, 2).is_some(), "limits are per account");
+        drop(a);
+        assert!(slots.acquire(1, 2).is_some());
+    }
+
+    #[tokio::test]
+    async fn read_head_keeps_bytes_after_the_head() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client
+            .write_all(b"CONNECT a.maint.x.test:22 HTTP/1.1\r\nHost: x\r\n\r\nSSH-2.0")
+            .await
+            .unwrap();
+        let mut buf = BytesMut::new();
+        let (head, len) = match read_head(&mut server, &mut buf, 4096).await {
+            Ok(h) => h,
+            Err(_) => panic!("head expected"),
+        };
+        assert_eq!(head.target, "a.maint.x.test:22");
+        assert_eq!(&buf[len..], b"SSH-2.0");
+    }
+}

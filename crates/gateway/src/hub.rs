@@ -1,0 +1,104 @@
+//! The hub: which system is connected right now, over which websocket, and
+//! with which remote-operations settings.
+//!
+//! One entry per (customer, system). A second agent for the same system
+//! replaces the first cleanly: the new session is registered, then the old
+//! one is told to go away; when a session ends it removes its entry only if
+//! it is still the registered one (its generation), so a late-ending old
+//! session never unregisters its successor.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use tunnel_proto::handshake::SiteSettings;
+use tunnel_proto::mux::MuxHandle;
+
+/// A system, as the maint address names it (both lowercase).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SiteKey {
+    pub customer: String,
+    pub system: String,
+}
+
+impl std::fmt::Display for SiteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.customer, self.system)
+    }
+}
+
+/// One connected site agent.
+pub struct Site {
+    pub key: SiteKey,
+    pub generation: u64,
+    pub mux: MuxHandle,
+    pub settings: SiteSettings,
+    pub peer: SocketAddr,
+    pub connected_at: SystemTime,
+}
+
+/// GOAWAY code sent to a session replaced by a newer one for the same system.
+pub const GOAWAY_REPLACED: u32 = 1;
+
+#[derive(Default)]
+pub struct Hub {
+    sites: DashMap<SiteKey, Arc<Site>>,
+    next_generation: AtomicU64,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Hub::default())
+    }
+
+    /// Registers a new session, replacing (and closing) any previous one.
+    pub fn register(
+        &self,
+        key: SiteKey,
+        mux: MuxHandle,
+        settings: SiteSettings,
+        peer: SocketAddr,
+    ) -> Arc<Site> {
+        let site = Arc::new(Site {
+            key: key.clone(),
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            mux,
+            settings,
+            peer,
+            connected_at: SystemTime::now(),
+        });
+        if let Some(old) = self.sites.insert(key, site.clone()) {
+            tracing::info!(site = %old.key, old_peer = %old.peer, new_peer = %peer, "a new agent replaces the connected one");
+            old.mux.close(
+                GOAWAY_REPLACED,
+                "replaced by a newer connection of the same system",
+            );
+        }
+        site
+    }
+
+    /// The connected session of a system, if any.
+    pub fn get(&self, key: &SiteKey) -> Option<Arc<Site>> {
+        self.sites
+            .get(key)
+            .map(|s| s.clone())
+            .filter(|s| !s.mux.is_closed())
+    }
+
+    /// Removes `site` if it is still the registered session of its system.
+    pub fn remove(&self, site: &Site) {
+        self.sites.remove_if(&site.key, |_, current| {
+            current.generation == site.generation
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.sites.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sites.is_empty()
+    }
+}

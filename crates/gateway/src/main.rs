@@ -1,0 +1,304 @@
+//! The `comgate` command: the gateway (`serve`), the site agent (`agent`),
+//! the administration commands (`admin`) and a self-contained demo (`demo`).
+//! This is the binary's edge, the one place errors become `anyhow` and an
+//! exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::config::{AgentConfig, ServeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "comgate",
+    version,
+    about = "Remote-access gateway for partner support engineers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: CONNECT front door and agent listener.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run a site agent: one outbound websocket to comgate for one system.
+    Agent {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Manage proxy accounts, customers, systems and users in the database
+    /// of a serve config (works while `serve` runs; changes apply at once).
+    Admin {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Run comgate with embedded defaults plus a local demo site, and print
+    /// the commands to try.
+    Demo {
+        /// Where the demo keeps its data (database, certificates, configs).
+        #[arg(long, default_value = "comgate-demo")]
+        dir: PathBuf,
+        /// Port of the CONNECT front door on 127.0.0.1.
+        #[arg(long, default_value_t = 6443)]
+        port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Maintenance proxy accounts (one per reseller or distributor).
+    ProxyAccount {
+        #[command(subcommand)]
+        command: ProxyAccountCommand,
+    },
+    /// Customers.
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
+    },
+    /// Systems of a customer.
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// COM users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProxyAccountCommand {
+    /// Set (create or change) the proxy account of a reseller or distributor.
+    Set {
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// List proxy accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum CustomerCommand {
+    /// Add a customer.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        reseller: String,
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// List customers.
+    List,
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Add a system; prints its agent secret alone on the last line.
+    Add {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        primary: bool,
+    },
+    /// Issue a new agent secret for a system (the old one stops working).
+    RotateSecret {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List the systems of a customer.
+    List {
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a COM user.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("comgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("comgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = ServeConfig::load(&config)?;
+            gateway::serve::run(cfg).await?;
+        }
+        Command::Agent { config } => {
+            let cfg = AgentConfig::load(&config)?;
+            let agent = gateway::agent::Agent::new(cfg)?;
+            tokio::select! {
+                _ = agent.run() => {}
+                _ = gateway::serve::shutdown_signal() => {}
+            }
+        }
+        Command::Admin { config, command } => {
+            let cfg = ServeConfig::load(&config)?;
+            let store = gateway::serve::open_store(&cfg).await?;
+            admin_command(&store, command).await?;
+        }
+        Command::Demo { dir, port } => gateway::demo::run(&dir, port)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo: {e}"))?,
+    }
+    Ok(())
+}
+
+async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::ProxyAccount { command } => match command {
+            ProxyAccountCommand::Set {
+                owner,
+                username,
+                password,
+            } => {
+                store
+                    .set_proxy_account(&owner, &username, &password)
+                    .await?;
+                println!("proxy account of {owner} set: username {username}");
+            }
+            ProxyAccountCommand::List => {
+                for a in store.list_proxy_accounts().await? {
+                    println!("{}\t{}", a.owner, a.username);
+                }
+            }
+        },
+        AdminCommand::Customer { command } => match command {
+            CustomerCommand::Add {
+                id,
+                name,
+                reseller,
+                provider,
+            } => {
+                let c = store
+                    .add_customer(admin::store::NewCustomer {
+                        id,
+                        name,
+                        reseller,
+                        provider,
+                    })
+                    .await?;
+                println!("customer {} added ({})", c.id, c.name);
+            }
+            CustomerCommand::List => {
+                for c in store.list_customers().await? {
+                    println!(
+                        "{}\t{}\treseller={}\tprovider={}",
+                        c.id,
+                        c.name,
+                        c.reseller,
+                        c.provider.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        },
+        AdminCommand::System { command } => match command {
+            SystemCommand::Add {
+                customer,
+                name,
+                primary,
+            } => {
+                let (system, secret) = store.add_system(&customer, &name, primary).await?;
+                println!(
+                    "system {} added to customer {} (address label `{}`{})",
+                    system.name,
+                    system.customer_id,
+                    system.label,
+                    if system.is_primary { ", primary" } else { "" }
+                );
+                println!("agent secret (shown once; put it in the agent's config as `secret`):");
+                println!("{secret}");
+            }
+            SystemCommand::RotateSecret { customer, name } => {
+                let label = admin::store::system_label(&name)
+                    .with_context(|| format!("`{name}` is not a usable system name"))?;
+                let secret = store.rotate_system_secret(&customer, &label).await?;
+                println!("new agent secret for system {label} of customer {customer}:");
+                println!("{secret}");
+            }
+            SystemCommand::List { customer } => {
+                for s in store.list_systems(&customer).await? {
+                    println!(
+                        "{}\t{}\t{}",
+                        s.label,
+                        s.name,
+                        if s.is_primary { "primary" } else { "" }
+                    );
+                }
+            }
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Add {
+                username,
+                password,
+                role,
+            } => {
+                let role: admin::store::Role = role.parse()?;
+                store.add_user(&username, &password, role).await?;
+                println!("user {username} added");
+            }
+        },
+    }
+    Ok(())
+}

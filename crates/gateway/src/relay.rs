@@ -1,0 +1,334 @@
+//! Moving bytes both ways between two connections, counting them, and
+//! deciding when a tunnel is over.
+//!
+//! Used by the front door (partner TLS ↔ multiplexed stream) and by the agent
+//! (multiplexed stream ↔ target TCP). Half-close is passed through: when one
+//! side ends its sending direction, the other side's write half is shut down
+//! and the opposite direction keeps flowing (an `scp` upload ends with EOF and
+//! the reply still arrives). Because proxytunnel never half-closes, a tunnel
+//! whose remaining direction stays idle for `half_close_grace` after the
+//! first one ended is closed; otherwise a target that waits for more input
+//! would hold it open forever. An error in either direction ends both.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Largest read per step: one TLS record, one tunnel DATA frame.
+const CHUNK: usize = 16 * 1024;
+
+/// When a tunnel gives up on a quiet direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RelayLimits {
+    /// After one direction ended, close when the other is idle this long.
+    pub half_close_grace: Option<Duration>,
+    /// Close when no byte moved either way for this long.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// Both directions ended with EOF.
+    Completed,
+    /// One direction ended and the other stayed idle past the grace period.
+    HalfCloseGrace,
+    /// No traffic for the idle timeout.
+    Idle,
+    /// Side A (the partner at the front door, the stream at the agent) failed.
+    ErrorA(String),
+    /// Side B (the stream at the front door, the target at the agent) failed.
+    ErrorB(String),
+}
+
+impl RelayEnd {
+    pub fn label(&self) -> String {
+        match self {
+            RelayEnd::Completed => "completed".into(),
+            RelayEnd::HalfCloseGrace => "closed_after_half_close_grace".into(),
+            RelayEnd::Idle => "idle_timeout".into(),
+            RelayEnd::ErrorA(e) => format!("error_a: {e}"),
+            RelayEnd::ErrorB(e) => format!("error_b: {e}"),
+        }
+    }
+}
+
+/// Bytes moved and how it ended.
+#[derive(Debug, Clone)]
+pub struct RelayOutcome {
+    /// A → B (at the front door: partner to site).
+    pub a_to_b: u64,
+    /// B → A.
+    pub b_to_a: u64,
+    pub end: RelayEnd,
+}
+
+/// Shared between the two directions.
+struct Shared {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte, per direction.
+    last: [AtomicU64; 2],
+    limits: RelayLimits,
+}
+
+impl Shared {
+    fn touch(&self, dir: usize) {
+        self.last[dir].store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn last(&self, dir: usize) -> Instant {
+        self.start + Duration::from_millis(self.last[dir].load(Ordering::Relaxed))
+    }
+    /// When this direction gives up waiting, given what the other did.
+    fn deadline(&self, dir: usize, other_finished: bool) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        if let Some(idle) = self.limits.idle_timeout {
+            d = Some(self.last(0).max(self.last(1)) + idle);
+        }
+        if other_finished {
+            if let Some(grace) = self.limits.half_close_grace {
+                let g = self.last(dir) + grace;
+                d = Some(d.map_or(g, |d| d.min(g)));
+            }
+        }
+        d
+    }
+}
+
+/// Direction state published to the other direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flags {
+    finished: [bool; 2],
+    aborted: bool,
+}
+
+enum PumpEnd {
+    Eof,
+    Aborted,
+    Grace,
+    Idle,
+    ReadError(io::Error),
+    WriteError(io::Error),
+}
+
+/// Relays between `a` and `b` until both directions end, one fails, or a
+/// limit closes the tunnel. `a_first` are bytes already read from `a` (sent
+/// after the CONNECT head) that go to `b` first.
+pub async fn relay<A, B>(a: A, b: B, a_first: &[u8], limits: RelayLimits) -> RelayOutcome
+where
+    A: AsyncRead + AsyncWrite + Send,
+    B: AsyncRead + AsyncWrite + Send,
+{
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        last: [AtomicU64::new(0), AtomicU64::new(0)],
+        limits,
+    });
+    let (tx, rx) = watch::channel(Flags::default());
+    let up = pump(ar, bw, a_first, 0, &shared, &tx, rx.clone());
+    let down = pump(br, aw, &[], 1, &shared, &tx, rx);
+    let ((a_to_b, up_end), (b_to_a, down_end)) = tokio::join!(up, down);
+    // Reads from A and writes to A belong to side A; likewise for B.
+    let end = match (up_end, down_end) {
+        (PumpEnd::ReadError(e), _) | (_, PumpEnd::WriteError(e)) => RelayEnd::ErrorA(e.to_string()),
+        (PumpEnd::WriteError(e), _) | (_, PumpEnd::ReadError(e)) => RelayEnd::ErrorB(e.to_string()),
+        (PumpEnd::Idle, _) | (_, PumpEnd::Idle) => RelayEnd::Idle,
+        (PumpEnd::Grace, _) | (_, PumpEnd::Grace) => RelayEnd::HalfCloseGrace,
+        (PumpEnd::Eof, PumpEnd::Eof) => RelayEnd::Completed,
+        // One side aborted without an error of its own: the other's reason wins above.
+        _ => RelayEnd::Completed,
+    };
+    RelayOutcome {
+        a_to_b,
+        b_to_a,
+        end,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump<R, W>(
+    mut r: R,
+    mut w: W,
+    first: &[u8],
+    dir: usize,
+    shared: &Shared,
+    tx: &watch::Sender<Flags>,
+    mut rx: watch::Receiver<Flags>,
+) -> (u64, PumpEnd)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let abort = |end: PumpEnd| {
+        tx.send_modify(|f| f.aborted = true);
+        end
+    };
+    let mut moved = 0u64;
+    if !first.is_empty() {
+        if let Err(e) = write_chunk(&mut w, first).await {
+            return (0, abort(PumpEnd::WriteError(e)));
+        }
+        moved += first.len() as u64;
+        shared.touch(dir);
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let flags = *rx.borrow_and_update();
+        if flags.aborted {
+            return (moved, PumpEnd::Aborted);
+        }
+        let deadline = shared.deadline(dir, flags.finished[1 - dir]);
+        let step = tokio::select! {
+            res = r.read(&mut buf) => Some(res),
+            // The other direction finished or aborted: recompute the deadline.
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return (moved, PumpEnd::Aborted);
+                }
+                None
+            }
+            _ = sleep_until_opt(deadline) => {
+                // Re-check: the other direction may have moved bytes meanwhile.
+                let flags = *rx.borrow();
+                match shared.deadline(dir, flags.finished[1 - dir]) {
+                    Some(d) if d <= Instant::now() => {
+                        let idle_hit = shared.limits.idle_timeout.is_some_and(|idle| {
+                            shared.last(0).max(shared.last(1)) + idle <= Instant::now()
+                        });
+                        let end = if idle_hit { PumpEnd::Idle } else { PumpEnd::Grace };
+                        let _ = w.shutdown().await;
+                        return (moved, abort(end));
+                    }
+                    _ => None,
+                }
+            }
+        };
+        match step {
+            None => continue,
+            Some(Ok(0)) => {
+                // Half-close: pass the EOF on, keep the other direction open.
+                let _ = w.shutdown().await;
+                tx.send_modify(|f| f.finished[dir] = true);
+                return (moved, PumpEnd::Eof);
+            }
+            Some(Ok(n)) => {
+                shared.touch(dir);
+                let write = write_chunk(&mut w, &buf[..n]);
+                let res = tokio::select! {
+                    res = write => res,
+                    _ = wait_aborted(&mut rx) => return (moved, PumpEnd::Aborted),
+                };
+                if let Err(e) = res {
+                    return (moved, abort(PumpEnd::WriteError(e)));
+                }
+                moved += n as u64;
+                shared.touch(dir);
+            }
+            Some(Err(e)) => return (moved, abort(PumpEnd::ReadError(e))),
+        }
+    }
+}
+
+async fn write_chunk<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<()> {
+    w.write_all(data).await?;
+    w.flush().await
+}
+
+async fn wait_aborted(rx: &mut watch::Receiver<Flags>) {
+    loop {
+        if rx.borrow_and_update().aborted {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The sender lives as long as the relay; treat its loss as abort.
+            return;
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn half_close_passes_through_and_reply_arrives() {
+        let (a, mut a_peer) = duplex(64 * 1024);
+        let (b, mut b_peer) = duplex(64 * 1024);
+        let relay = tokio::spawn(relay(a, b, b"hello ", RelayLimits::default()));
+        a_peer.write_all(b"world").await.unwrap();
+        a_peer.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        b_peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello world");
+        b_peer.write_all(b"reply").await.unwrap();
+        b_peer.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        a_peer.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"reply");
+        let out = relay.await.unwrap();
+        assert_eq!((out.a_to_b, out.b_to_a), (11, 5));
+        assert_eq!(out.end, RelayEnd::Completed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_direction_after_half_close_is_closed_after_grace() {
+        let (a, mut a_peer) = duplex(1024);
+        let (b, _b_peer) = duplex(1024);
+        let limits = RelayLimits {
+            half_close_grace: Some(Duration::from_secs(2)),
+            idle_timeout: None,
+        };
+        let relay = tokio::spawn(relay(a, b, b"", limits));
+        a_peer.shutdown().await.unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(10), relay)
+            .await
+            .expect("closed by the grace period")
+            .unwrap();
+        assert_eq!(out.end, RelayEnd::HalfCloseGrace);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_tunnel_is_closed() {
+        let (a, _a_peer) = duplex(1024);
+        let (b, _b_peer) = duplex(1024);
+        let limits = RelayLimits {
+            half_close_grace: None,
+            idle_timeout: Some(Duration::from_secs(30)),
+        };
+        let out = tokio::time::timeout(Duration::from_secs(60), relay(a, b, b"", limits))
+            .await
+            .expect("closed by the idle timeout");
+        assert_eq!(out.end, RelayEnd::Idle);
+    }
+
+    #[tokio::test]
+    async fn error_on_one_side_ends_both() {
+        let (a, a_peer) = duplex(1024);
+        let (b, mut b_peer) = duplex(1024);
+        let relay = tokio::spawn(relay(a, b, b"", RelayLimits::default()));
+        drop(a_peer); // A's peer vanishes: reads see EOF, writes fail.
+        let mut rest = Vec::new();
+        b_peer.read_to_end(&mut rest).await.unwrap();
+        b_peer.write_all(b"late").await.ok();
+        drop(b_peer);
+        let out = tokio::time::timeout(Duration::from_secs(5), relay)
+            .await
+            .expect("relay ends")
+            .unwrap();
+        assert_eq!(out.a_to_b, 0);
+    }
+}

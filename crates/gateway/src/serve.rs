@@ -1,0 +1,177 @@
+//! `comgate serve`: opens the store, loads or generates TLS material, binds
+//! the listeners and runs the front door and the agent listener until a
+//! shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use admin::store::Store;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::agent_listener::AgentListener;
+use crate::auth::{Authenticator, FailureLimits};
+use crate::config::ServeConfig;
+use crate::front_door::FrontDoor;
+use crate::hub::Hub;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data_dir {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("database: {0}")]
+    Store(#[from] admin::store::StoreError),
+    #[error("cannot listen on {addr} (key `{key}`): {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway: its bound addresses, and the handles to stop it.
+pub struct Running {
+    pub gateway_addr: SocketAddr,
+    pub agents_addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting; open tunnels end with the process.
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { key, addr, source })
+}
+
+/// Opens the store the config names (creating `data_dir`).
+pub async fn open_store(cfg: &ServeConfig) -> Result<Store, ServeError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| ServeError::DataDir(cfg.data_dir.clone(), e))?;
+    Ok(Store::open_sqlite(&cfg.database_path()).await?)
+}
+
+/// Starts everything and returns once the listeners are bound.
+pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
+    let store = open_store(cfg).await?;
+    let identity = match &cfg.tls {
+        Some(files) => crate::tls::load_identity(&files.cert, &files.key)?,
+        None => crate::tls::ensure_generated(&cfg.data_dir, &cfg.domain)?,
+    };
+    // HTTP/2 on the front door arrives with browser support; offering only
+    // http/1.1 keeps Chromium on HTTP/1.1 CONNECT until then.
+    let front_tls = TlsAcceptor::from(crate::tls::server_config(&identity, &[b"http/1.1"])?);
+    let agent_tls = TlsAcceptor::from(crate::tls::server_config(&identity, &[b"http/1.1"])?);
+
+    let gateway_listener = bind("gateway.listen", cfg.gateway.listen).await?;
+    let agents_listener = bind("agents.listen", cfg.agents.listen).await?;
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            key: "gateway.listen",
+            addr: cfg.gateway.listen,
+            source,
+        })?;
+    let agents_addr = agents_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            key: "agents.listen",
+            addr: cfg.agents.listen,
+            source,
+        })?;
+    for (key, section) in [("admin", &cfg.admin), ("central", &cfg.central)] {
+        if let Some(s) = section {
+            tracing::warn!(listen = %s.listen, "[{key}] is configured but not served yet: it arrives with the admin plane");
+        }
+    }
+
+    let hub = Hub::new();
+    let g = &cfg.gateway;
+    let auth = Authenticator::new(
+        store.clone(),
+        FailureLimits {
+            per_address_per_minute: g.auth_failures_per_minute,
+            per_address_burst: g.auth_failure_burst,
+            per_account_per_minute: g.account_failures_per_minute,
+            per_account_burst: g.account_failure_burst,
+        },
+    );
+    let front = FrontDoor::new(
+        &cfg.domain,
+        cfg.gateway.clone(),
+        store.clone(),
+        hub.clone(),
+        auth.clone(),
+    );
+    let agents = AgentListener::new(cfg.agents.clone(), store, hub.clone());
+    let housekeeping = {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Authenticator::HOUSEKEEPING_EVERY);
+            loop {
+                tick.tick().await;
+                auth.housekeeping();
+            }
+        })
+    };
+    let tasks = vec![
+        tokio::spawn(front.run(gateway_listener, front_tls)),
+        tokio::spawn(agents.run(agents_listener, agent_tls)),
+        housekeeping,
+    ];
+    tracing::info!(
+        front_door = %gateway_addr,
+        agents = %agents_addr,
+        domain = %cfg.domain,
+        proxy = %cfg.public_address(),
+        "comgate serving"
+    );
+    Ok(Running {
+        gateway_addr,
+        agents_addr,
+        hub,
+        tasks,
+    })
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    let running = start(&cfg).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

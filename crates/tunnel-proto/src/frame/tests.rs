@@ -1,0 +1,166 @@
+//! Unit tests of the frame layouts and the decoder's error cases.
+
+use super::*;
+
+fn round_trip(frame: Frame) {
+    let mut buf = BytesMut::new();
+    encode(&frame, &mut buf).expect("valid frame encodes");
+    assert_eq!(buf.len(), frame.encoded_len());
+    let mut bytes = buf.freeze();
+    assert_eq!(decode(&mut bytes), Ok(Some(frame)));
+    assert_eq!(decode(&mut bytes), Ok(None));
+}
+
+#[test]
+fn every_frame_kind_round_trips() {
+    let ip = Ipv4Addr::new(10, 0, 0, 5);
+    for frame in [
+        Frame::Open {
+            stream: 1,
+            target: Target::System { port: 22 },
+        },
+        Frame::Open {
+            stream: 3,
+            target: Target::Colocated { ip, port: 3389 },
+        },
+        Frame::Accept { stream: 1 },
+        Frame::Refuse {
+            stream: 1,
+            code: 7,
+            reason: "Remote Access is disabled on this site".into(),
+        },
+        Frame::Data {
+            stream: 5,
+            payload: Bytes::from_static(b"hello"),
+        },
+        Frame::Data {
+            stream: 5,
+            payload: Bytes::from(vec![0xab; MAX_DATA_LEN]),
+        },
+        Frame::Window {
+            stream: 0,
+            increment: 1 << 20,
+        },
+        Frame::Window {
+            stream: 9,
+            increment: 1,
+        },
+        Frame::Fin { stream: 1 },
+        Frame::Reset { stream: 1, code: 2 },
+        Frame::Ping { data: u64::MAX },
+        Frame::Pong { data: 7 },
+        Frame::Control {
+            json: Bytes::from_static(br#"{"alarm":"x"}"#),
+        },
+        Frame::GoAway {
+            code: 1,
+            reason: "bye ✓".into(),
+        },
+    ] {
+        round_trip(frame);
+    }
+}
+
+#[test]
+fn open_layout_matches_the_docs() {
+    let mut buf = BytesMut::new();
+    let target = Target::Colocated {
+        ip: Ipv4Addr::new(192, 168, 0, 20),
+        port: 3389,
+    };
+    encode(&Frame::Open { stream: 1, target }, &mut buf).unwrap();
+    assert_eq!(
+        &buf[..],
+        &[0, 0, 7, 0x01, 0, 0, 0, 0, 1, 1, 192, 168, 0, 20, 0x0d, 0x3d]
+    );
+}
+
+#[test]
+fn several_frames_in_one_message_decode_in_order() {
+    let mut buf = BytesMut::new();
+    encode(&Frame::Accept { stream: 1 }, &mut buf).unwrap();
+    encode_data(1, b"abc", &mut buf).unwrap();
+    encode(&Frame::Fin { stream: 1 }, &mut buf).unwrap();
+    let mut bytes = buf.freeze();
+    assert_eq!(decode(&mut bytes), Ok(Some(Frame::Accept { stream: 1 })));
+    assert_eq!(
+        decode(&mut bytes),
+        Ok(Some(Frame::Data {
+            stream: 1,
+            payload: Bytes::from_static(b"abc")
+        }))
+    );
+    assert_eq!(decode(&mut bytes), Ok(Some(Frame::Fin { stream: 1 })));
+    assert_eq!(decode(&mut bytes), Ok(None));
+}
+
+#[test]
+fn truncated_input_is_an_error_not_a_panic() {
+    let mut buf = BytesMut::new();
+    encode(&Frame::Reset { stream: 1, code: 2 }, &mut buf).unwrap();
+    for cut in 1..buf.len() {
+        let mut bytes = Bytes::copy_from_slice(&buf[..cut]);
+        assert!(
+            matches!(decode(&mut bytes), Err(FrameError::Truncated { .. })),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn unknown_types_are_skipped_only_when_ignorable() {
+    let unknown = [0, 0, 2, 0x7f, FLAG_IGNORABLE, 0, 0, 0, 0, 0xaa, 0xbb];
+    let mut buf = BytesMut::from(&unknown[..]);
+    encode(&Frame::Ping { data: 1 }, &mut buf).unwrap();
+    let mut bytes = buf.freeze();
+    assert_eq!(decode(&mut bytes), Ok(Some(Frame::Ping { data: 1 })));
+
+    let mut strict = Bytes::from_static(&[0, 0, 0, 0x7f, 0, 0, 0, 0, 0]);
+    assert_eq!(decode(&mut strict), Err(FrameError::UnknownType(0x7f)));
+}
+
+#[test]
+fn stream_id_rules_are_enforced_both_ways() {
+    let mut buf = BytesMut::new();
+    assert_eq!(
+        encode(&Frame::Fin { stream: 0 }, &mut buf),
+        Err(FrameError::MissingStreamId("FIN"))
+    );
+    assert!(buf.is_empty());
+    let mut bytes = Bytes::from_static(&[0, 0, 8, 0x08, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(
+        decode(&mut bytes),
+        Err(FrameError::UnexpectedStreamId("PING"))
+    );
+}
+
+#[test]
+fn oversized_data_and_bad_utf8_are_rejected() {
+    let mut buf = BytesMut::new();
+    assert!(encode_data(1, &vec![0; MAX_DATA_LEN + 1], &mut buf).is_err());
+    let mut header = vec![0, 0x40, 0x01, 0x04, 0, 0, 0, 0, 1];
+    header.extend(std::iter::repeat_n(0u8, MAX_DATA_LEN + 1));
+    let mut bytes = Bytes::from(header);
+    assert!(matches!(
+        decode(&mut bytes),
+        Err(FrameError::TooLarge { .. })
+    ));
+
+    let mut bad = Bytes::from_static(&[0, 0, 3, 0x03, 0, 0, 0, 0, 1, 9, 0xff, 0xfe]);
+    assert_eq!(decode(&mut bad), Err(FrameError::InvalidUtf8("REFUSE")));
+}
+
+#[test]
+fn truncate_reason_respects_char_boundaries() {
+    let long = "é".repeat(MAX_REASON_LEN);
+    let cut = truncate_reason(&long);
+    assert!(cut.len() <= MAX_REASON_LEN);
+    assert!(cut.chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn fuzz_decode_survives_garbage() {
+    fuzz_decode(&[]);
+    fuzz_decode(&[0xff; 64]);
+    fuzz_decode(&[0, 0, 0, 0x02, 0, 0, 0, 0, 1, 0, 0, 0]);
+}

@@ -1,0 +1,408 @@
+//! The handshake that precedes the multiplexer, and the site policy the agent
+//! reports in it.
+//!
+//! This module exists because authentication and version negotiation must be
+//! settled before any stream exists, in a form that is easy to log and to
+//! evolve: two websocket TEXT messages of JSON.
+//!
+//! 1. agent → gateway: [`Hello`] (credentials, the site's remote-operations
+//!    settings, versions);
+//! 2. gateway → agent: [`GatewayReply::Welcome`] and the mux starts on binary
+//!    messages, or [`GatewayReply::Reject`] and the gateway closes.
+//!
+//! Unknown JSON fields are ignored, so a minor addition does not need a new
+//! protocol version. The async helpers here take no timeout; wrap them in
+//! `tokio::time::timeout`. The gateway should also cap the websocket message
+//! size before reading a Hello (see [`crate::recommended_ws_config`]).
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::codes;
+pub use crate::frame::Target;
+
+/// The protocol version this crate speaks. It is a major version: the gateway
+/// rejects a Hello whose version it does not support, and anything that an
+/// older peer would misread needs a new one.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Codes the gateway uses in [`Reject::code`].
+pub mod reject_code {
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
+    /// Unknown customer or system, or a wrong secret (one code for all, so
+    /// names cannot be probed).
+    pub const AUTHENTICATION_FAILED: &str = "authentication_failed";
+    pub const MALFORMED_HELLO: &str = "malformed_hello";
+}
+
+/// The agent's first message.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    pub customer: String,
+    pub system: String,
+    /// The agent secret issued by `comgate admin system add`. Never printed.
+    pub secret: String,
+    pub settings: SiteSettings,
+    pub agent_version: String,
+}
+
+impl fmt::Debug for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("customer", &self.customer)
+            .field("system", &self.system)
+            .field("secret", &"********")
+            .field("settings", &self.settings)
+            .field("agent_version", &self.agent_version)
+            .finish()
+    }
+}
+
+/// The site's remote-operations settings, as the agent reports them. The
+/// agent enforces them on every OPEN; the gateway checks them too, from this
+/// report, so that it can answer the partner without a round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteSettings {
+    pub remote_access: bool,
+    pub colocated_servers: bool,
+    pub centralized_management: bool,
+    /// Ports of the system's own services that may be reached.
+    #[serde(default)]
+    pub own_ports: Vec<u16>,
+    /// Co-located servers that may be reached.
+    #[serde(default)]
+    pub tunnels: Vec<TunnelSpec>,
+}
+
+/// One co-located server the site lets partners reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSpec {
+    pub application: String,
+    pub server_ip: Ipv4Addr,
+    pub server_port: u16,
+}
+
+/// Why a target may not be opened; the reason reaches the partner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refusal {
+    /// The REFUSE code ([`codes::REFUSE_POLICY`] for policy refusals).
+    pub code: u8,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn policy(reason: impl Into<String>) -> Self {
+        Refusal {
+            code: codes::REFUSE_POLICY,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl SiteSettings {
+    /// The site policy for a stream target:
+    /// - the system's own service needs Remote Access and a port in
+    ///   `own_ports`;
+    /// - a co-located server needs Remote Access, Co-located Servers, and a
+    ///   tunnel listing exactly that (ip, port).
+    pub fn allows(&self, target: &Target) -> Result<(), Refusal> {
+        if !self.remote_access {
+            return Err(Refusal::policy("Remote Access is disabled on this site"));
+        }
+        match *target {
+            Target::System { port } => {
+                if self.own_ports.contains(&port) {
+                    Ok(())
+                } else {
+                    Err(Refusal::policy(format!(
+                        "port {port} of the system is not offered on this site"
+                    )))
+                }
+            }
+            Target::Colocated { ip, port } => {
+                if !self.colocated_servers {
+                    return Err(Refusal::policy(
+                        "Co-located Servers is disabled on this site",
+                    ));
+                }
+                if self
+                    .tunnels
+                    .iter()
+                    .any(|t| t.server_ip == ip && t.server_port == port)
+                {
+                    Ok(())
+                } else {
+                    Err(Refusal::policy(format!(
+                        "no tunnel for {ip}:{port} is configured on this site"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// The gateway's answer to a Hello: the JSON of a [`Welcome`] or of a
+/// [`Reject`], told apart by their fields (`version` vs `code`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GatewayReply {
+    Welcome(Welcome),
+    Reject(Reject),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The version both sides now speak.
+    pub version: u16,
+    /// How often each side should PING; the agent uses it for its mux.
+    pub heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// One of [`reject_code`] (stable, for programs).
+    pub code: String,
+    /// For people.
+    pub reason: String,
+}
+
+/// What went wrong during the handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("websocket error during the handshake: {0}")]
+    WebSocket(Box<tungstenite::Error>),
+    #[error("the connection closed during the handshake")]
+    Closed,
+    #[error("unexpected {0} message during the handshake")]
+    Unexpected(&'static str),
+    #[error("malformed handshake message: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("rejected by the gateway ({code}): {reason}")]
+    Rejected { code: String, reason: String },
+    #[error("protocol version {0} is not supported")]
+    UnsupportedVersion(u16),
+}
+
+impl From<tungstenite::Error> for HandshakeError {
+    fn from(e: tungstenite::Error) -> Self {
+        HandshakeError::WebSocket(Box::new(e))
+    }
+}
+
+/// Checks the Hello's version; the Reject is what the gateway should send.
+pub fn check_version(hello: &Hello) -> Result<(), Reject> {
+    if hello.version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(Reject {
+            code: reject_code::UNSUPPORTED_VERSION.into(),
+            reason: format!(
+                "protocol version {} is not supported; this gateway speaks version {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        })
+    }
+}
+
+async fn read_text<S>(ws: &mut WebSocketStream<S>) -> Result<String, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Binary(_))) => return Err(HandshakeError::Unexpected("binary")),
+            Some(Ok(Message::Close(_))) | None => return Err(HandshakeError::Closed),
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+async fn send_json<S, T>(ws: &mut WebSocketStream<S>, value: &T) -> Result<(), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let text = serde_json::to_string(value)?;
+    ws.send(Message::text(text)).await?;
+    Ok(())
+}
+
+/// Agent side: sends `hello` and waits for the gateway's answer.
+pub async fn agent_handshake<S>(
+    ws: &mut WebSocketStream<S>,
+    hello: &Hello,
+) -> Result<Welcome, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    send_json(ws, hello).await?;
+    let text = read_text(ws).await?;
+    match serde_json::from_str::<GatewayReply>(&text)? {
+        GatewayReply::Welcome(w) if w.version == PROTOCOL_VERSION => Ok(w),
+        GatewayReply::Welcome(w) => Err(HandshakeError::UnsupportedVersion(w.version)),
+        GatewayReply::Reject(r) => Err(HandshakeError::Rejected {
+            code: r.code,
+            reason: r.reason,
+        }),
+    }
+}
+
+/// Gateway side: reads the agent's Hello. Authenticating it (secret compared
+/// in constant time against the stored hash) is the caller's job.
+pub async fn read_hello<S>(ws: &mut WebSocketStream<S>) -> Result<Hello, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let text = read_text(ws).await?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Gateway side: accepts the agent; start the mux next.
+pub async fn send_welcome<S>(
+    ws: &mut WebSocketStream<S>,
+    welcome: &Welcome,
+) -> Result<(), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    send_json(ws, &GatewayReply::Welcome(welcome.clone())).await
+}
+
+/// Gateway side: rejects the agent and closes the websocket.
+pub async fn send_reject<S>(
+    ws: &mut WebSocketStream<S>,
+    reject: &Reject,
+) -> Result<(), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    send_json(ws, &GatewayReply::Reject(reject.clone())).await?;
+    ws.close(None).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SiteSettings {
+        SiteSettings {
+            remote_access: true,
+            colocated_servers: true,
+            centralized_management: false,
+            own_ports: vec![22, 443],
+            tunnels: vec![TunnelSpec {
+                application: "rdp".into(),
+                server_ip: Ipv4Addr::new(10, 0, 0, 5),
+                server_port: 3389,
+            }],
+        }
+    }
+
+    fn hello() -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            customer: "12345".into(),
+            system: "ipo1".into(),
+            secret: "s3cret-value".into(),
+            settings: settings(),
+            agent_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let text = format!("{:?}", hello());
+        assert!(!text.contains("s3cret-value"));
+        assert!(text.contains("********"));
+    }
+
+    #[test]
+    fn policy_allows_listed_targets_only() {
+        let s = settings();
+        let rdp = Target::Colocated {
+            ip: Ipv4Addr::new(10, 0, 0, 5),
+            port: 3389,
+        };
+        assert_eq!(s.allows(&Target::System { port: 22 }), Ok(()));
+        assert_eq!(s.allows(&rdp), Ok(()));
+        let err = s
+            .allows(&Target::Colocated {
+                ip: Ipv4Addr::new(10, 0, 0, 5),
+                port: 22,
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "no tunnel for 10.0.0.5:22 is configured on this site"
+        );
+        assert_eq!(err.code, codes::REFUSE_POLICY);
+        assert!(s.allows(&Target::System { port: 8080 }).is_err());
+
+        let no_colo = SiteSettings {
+            colocated_servers: false,
+            ..settings()
+        };
+        assert_eq!(
+            no_colo.allows(&rdp).unwrap_err().reason,
+            "Co-located Servers is disabled on this site"
+        );
+        assert_eq!(no_colo.allows(&Target::System { port: 22 }), Ok(()));
+
+        let off = SiteSettings {
+            remote_access: false,
+            ..settings()
+        };
+        for target in [Target::System { port: 22 }, rdp] {
+            assert_eq!(
+                off.allows(&target).unwrap_err().to_string(),
+                "Remote Access is disabled on this site"
+            );
+        }
+    }
+
+    #[test]
+    fn json_shapes_are_stable() {
+        let json = serde_json::to_value(hello()).unwrap();
+        assert_eq!(json["settings"]["tunnels"][0]["server_ip"], "10.0.0.5");
+        let back: Hello = serde_json::from_value(json).unwrap();
+        assert_eq!(back, hello());
+
+        let welcome = GatewayReply::Welcome(Welcome {
+            version: 1,
+            heartbeat_ms: 15_000,
+        });
+        assert_eq!(
+            serde_json::to_string(&welcome).unwrap(),
+            r#"{"version":1,"heartbeat_ms":15000}"#
+        );
+        let reject: GatewayReply =
+            serde_json::from_str(r#"{"code":"authentication_failed","reason":"no","extra":1}"#)
+                .unwrap();
+        assert!(
+            matches!(reject, GatewayReply::Reject(r) if r.code == reject_code::AUTHENTICATION_FAILED)
+        );
+    }
+
+    #[test]
+    fn unknown_versions_are_rejected() {
+        assert!(check_version(&hello()).is_ok());
+        let err = check_version(&Hello {
+            version: 2,
+            ..hello()
+        })
+        .unwrap_err();
+        assert_eq!(err.code, reject_code::UNSUPPORTED_VERSION);
+    }
+}

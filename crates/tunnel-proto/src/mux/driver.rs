@@ -1,0 +1,169 @@
+//! The two tasks that move bytes between the websocket and the session.
+//!
+//! The reader never waits on a stream: a received message is handed to the
+//! session in one call, and the session only appends to per-stream buffers
+//! that flow control already bounds. The writer batches: small frames are
+//! copied into one message of up to 16 KiB, large DATA frames go out as their
+//! own message without a copy, and the websocket is flushed only when
+//! nothing more is queued.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep_until, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::shared::Shared;
+use super::CloseReason;
+use crate::codes;
+
+/// Target size of a batched websocket message.
+const MESSAGE_TARGET: usize = 16 * 1024;
+/// Frames at least this large are sent alone, as the encoded `Bytes` the
+/// session produced (header and payload in one allocation), without copying.
+const SEND_ALONE: usize = 4 * 1024;
+/// How long the writer may keep trying to deliver GOAWAY and the websocket
+/// close after the session ended, before it drops the socket.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a failed write waits for the reader to report a better reason.
+const WRITE_ERROR_GRACE: Duration = Duration::from_millis(100);
+
+type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+type Source<S> = SplitStream<WebSocketStream<S>>;
+
+pub(crate) async fn write_loop<S>(shared: Arc<Shared>, mut sink: Sink<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut closed = shared.subscribe();
+    let outcome = tokio::select! {
+        result = write_frames(&shared, &mut sink) => result.map(Some),
+        // A peer that stopped reading must not keep this task alive forever.
+        _ = async {
+            let _ = closed.wait_for(Option::is_some).await;
+            tokio::time::sleep(CLOSE_GRACE).await;
+        } => Ok(None),
+    };
+    match outcome {
+        Ok(Some(())) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+        }
+        Ok(None) => {
+            tracing::debug!("gave up delivering the last frames of a closed tunnel session")
+        }
+        Err(e) => {
+            // When the peer leaves, the reader usually learns why (GOAWAY,
+            // close frame) a moment after a write fails: prefer its reason.
+            let _ = tokio::time::timeout(WRITE_ERROR_GRACE, closed.wait_for(Option::is_some)).await;
+            shared.shutdown(CloseReason::Io(e.to_string()), None);
+        }
+    }
+}
+
+/// Sends queued frames until the session is closed and everything queued
+/// before that was sent.
+async fn write_frames<S>(shared: &Shared, sink: &mut Sink<S>) -> Result<(), tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut batch = BytesMut::new();
+    loop {
+        let closed = shared.take_transmit(&mut pending, 4 * MESSAGE_TARGET);
+        if pending.is_empty() {
+            if !batch.is_empty() {
+                sink.feed(Message::Binary(batch.split().freeze())).await?;
+            }
+            sink.flush().await?;
+            if closed {
+                return Ok(());
+            }
+            // Idle sessions hold no batch buffer.
+            batch = BytesMut::new();
+            shared.writer_wake.notified().await;
+            continue;
+        }
+        while let Some(frame) = pending.pop_front() {
+            if frame.len() >= SEND_ALONE {
+                if !batch.is_empty() {
+                    sink.feed(Message::Binary(batch.split().freeze())).await?;
+                }
+                sink.feed(Message::Binary(frame)).await?;
+                continue;
+            }
+            if batch.len() + frame.len() > MESSAGE_TARGET {
+                sink.feed(Message::Binary(batch.split().freeze())).await?;
+            }
+            if batch.is_empty() {
+                batch.reserve(MESSAGE_TARGET);
+            }
+            batch.extend_from_slice(&frame);
+        }
+    }
+}
+
+pub(crate) async fn read_loop<S>(
+    shared: Arc<Shared>,
+    mut source: Source<S>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut closed = shared.subscribe();
+    let ping_interval = ping_interval.max(Duration::from_millis(1));
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ping_seq: u64 = 0;
+    let mut last_rx = Instant::now();
+    // Re-armed only when it fires, not per message.
+    let deadline = sleep_until(last_rx + ping_timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = closed.wait_for(Option::is_some) => return,
+            msg = source.next() => {
+                last_rx = Instant::now();
+                match msg {
+                    Some(Ok(Message::Binary(bytes))) => shared.receive(bytes),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Text(_))) => {
+                        let reason = "text message after the handshake";
+                        shared.shutdown(
+                            CloseReason::ProtocolError(reason.into()),
+                            Some((codes::GOAWAY_PROTOCOL_ERROR, reason)),
+                        );
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        shared.shutdown(CloseReason::ConnectionLost, None);
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        shared.shutdown(CloseReason::Io(e.to_string()), None);
+                        return;
+                    }
+                }
+            }
+            _ = &mut deadline => {
+                if last_rx.elapsed() >= ping_timeout {
+                    shared.shutdown(
+                        CloseReason::HeartbeatTimeout,
+                        Some((codes::GOAWAY_HEARTBEAT_TIMEOUT, "no traffic within the heartbeat timeout")),
+                    );
+                    return;
+                }
+                deadline.as_mut().reset(last_rx + ping_timeout);
+            }
+            _ = ping.tick() => {
+                shared.ping(ping_seq);
+                ping_seq = ping_seq.wrapping_add(1);
+            }
+        }
+    }
+}

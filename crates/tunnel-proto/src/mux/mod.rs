@@ -1,0 +1,448 @@
+//! The async driver: runs a [`Session`] over a tokio-tungstenite websocket
+//! and exposes streams as `AsyncRead + AsyncWrite`.
+//!
+//! This module exists to keep I/O out of the protocol logic: it owns two
+//! tasks (a reader that feeds received messages to the session and keeps the
+//! heartbeat, and a writer that batches queued frames into websocket
+//! messages) and the handles the application uses. All protocol decisions
+//! are made by [`crate::session`].
+//!
+//! Lifetime: the session ends on [`MuxHandle::close`], on the peer's GOAWAY,
+//! on a heartbeat timeout, on a websocket error, on a protocol violation, or
+//! when every [`MuxHandle`] clone and the [`Incoming`] are dropped. Streams
+//! do not keep the session alive; when it ends, their reads fail with
+//! `ConnectionReset` and their writes with `BrokenPipe`.
+
+mod driver;
+mod shared;
+mod stream;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::codes;
+use crate::frame::Target;
+pub use crate::session::Role;
+use crate::session::{ConnectionStats, Session, SessionConfig, SessionError, StreamStats};
+use shared::{Shared, Slot};
+pub use stream::MuxStream;
+
+/// New streams and control messages waiting for the application; beyond
+/// this, new streams are refused and control messages dropped, so the reader
+/// never blocks and never buffers without bound.
+const INCOMING_BACKLOG: usize = 256;
+
+/// Tuning of one multiplexed session. Both sides may differ: each announces
+/// its own receive windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MuxConfig {
+    /// Receive window per stream: the most a stalled stream can buffer here.
+    /// Default 4 MiB.
+    pub stream_window: u32,
+    /// Receive window of the whole session. Default 16 MiB. Streams whose
+    /// reader stalls hold their buffered bytes against it, so keep it a few
+    /// stream windows wide.
+    pub connection_window: u32,
+    /// Streams alive at once. Default 1024.
+    pub max_streams: u32,
+    /// How often to send PING. Default 15 s.
+    pub ping_interval: Duration,
+    /// Close the session when nothing at all arrived for this long.
+    /// Default 45 s.
+    pub ping_timeout: Duration,
+}
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        MuxConfig {
+            stream_window: 4 << 20,
+            connection_window: 16 << 20,
+            max_streams: 1024,
+            ping_interval: Duration::from_secs(15),
+            ping_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// A websocket configuration suited to the mux: messages are at most a few
+/// tens of KiB (CONTROL aside), so modest buffers and a 4 MiB message cap
+/// keep a site connection small and a hostile peer from sending huge
+/// messages. Pass it to `accept_async_with_config` / `client_async_with_config`.
+pub fn recommended_ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(32 * 1024)
+        .write_buffer_size(32 * 1024)
+        .max_message_size(Some(4 << 20))
+        .max_frame_size(Some(4 << 20))
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    #[error("closed locally (code {code}): {reason}")]
+    Local { code: u32, reason: String },
+    #[error("the peer went away (code {code}): {reason}")]
+    PeerGoAway { code: u32, reason: String },
+    #[error("nothing received from the peer within the heartbeat timeout")]
+    HeartbeatTimeout,
+    #[error("protocol error: {0}")]
+    ProtocolError(String),
+    #[error("websocket error: {0}")]
+    Io(String),
+    #[error("the websocket closed without GOAWAY")]
+    ConnectionLost,
+}
+
+/// Why [`MuxHandle::open`] did not give a stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The agent refused; `reason` is meant for the partner.
+    #[error("refused (code {code}): {reason}")]
+    Refused { code: u8, reason: String },
+    #[error("tunnel session closed: {0}")]
+    Closed(CloseReason),
+    #[error("too many streams on this session")]
+    TooManyStreams,
+}
+
+/// The session is over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tunnel session closed: {0}")]
+pub struct MuxClosed(pub CloseReason);
+
+/// What the peer sends that nobody asked for.
+#[derive(Debug)]
+pub enum IncomingEvent {
+    Stream(IncomingStream),
+    Control(serde_json::Value),
+}
+
+/// Starts the mux over an established websocket (after the handshake).
+/// Spawns the reader and writer tasks, so it must run inside a tokio runtime.
+pub fn start<S>(ws: WebSocketStream<S>, role: Role, cfg: MuxConfig) -> (MuxHandle, Incoming)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let session = Session::new(
+        role,
+        SessionConfig {
+            stream_window: cfg.stream_window,
+            connection_window: cfg.connection_window,
+            max_streams: cfg.max_streams,
+        },
+    );
+    let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_BACKLOG);
+    let shared = Arc::new(Shared::new(session, incoming_tx));
+    let (sink, stream) = ws.split();
+    tokio::spawn(driver::write_loop(shared.clone(), sink));
+    tokio::spawn(driver::read_loop(
+        shared.clone(),
+        stream,
+        cfg.ping_interval,
+        cfg.ping_timeout,
+    ));
+    let owner = Arc::new(Owner(shared.clone()));
+    let handle = MuxHandle {
+        shared,
+        role,
+        _owner: owner.clone(),
+    };
+    let incoming = Incoming {
+        rx: incoming_rx,
+        _owner: owner,
+    };
+    (handle, incoming)
+}
+
+/// Closes the session when the last handle and the `Incoming` are gone.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let reason = "all handles to the session were dropped";
+        self.0.shutdown(
+            CloseReason::Local {
+                code: codes::GOAWAY_NO_ERROR,
+                reason: reason.into(),
+            },
+            Some((codes::GOAWAY_NO_ERROR, reason)),
+        );
+    }
+}
+
+/// The application's handle on a session. Cheap to clone.
+#[derive(Clone)]
+pub struct MuxHandle {
+    shared: Arc<Shared>,
+    role: Role,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for MuxHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxHandle")
+            .field("role", &self.role)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl MuxHandle {
+    /// Opens a stream (gateway side): sends OPEN and waits for ACCEPT or
+    /// REFUSE, one round trip. Cancel safe: dropping the future resets the
+    /// stream if it is accepted later. Only the gateway opens streams: on an
+    /// agent's handle this fails with `OpenError::Closed`. There is no
+    /// timeout here; wrap the call in `tokio::time::timeout`.
+    pub async fn open(&self, target: Target) -> Result<MuxStream, OpenError> {
+        let (id, rx) = {
+            let mut inner = self.shared.lock();
+            if let Some(reason) = &inner.closed {
+                return Err(OpenError::Closed(reason.clone()));
+            }
+            let id = match inner.session.open(target) {
+                Ok(id) => id,
+                Err(SessionError::TooManyStreams) => return Err(OpenError::TooManyStreams),
+                Err(e) => {
+                    return Err(OpenError::Closed(CloseReason::Local {
+                        code: codes::GOAWAY_NO_ERROR,
+                        reason: e.to_string(),
+                    }))
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            inner.slots.insert(
+                id,
+                Slot {
+                    opener: Some(tx),
+                    ..Slot::default()
+                },
+            );
+            (id, rx)
+        };
+        self.shared.kick(true);
+        let mut guard = OpenGuard {
+            shared: &self.shared,
+            id,
+            armed: true,
+        };
+        let answer = rx.await.unwrap_or_else(|_| {
+            Err(OpenError::Closed(
+                self.shared
+                    .close_reason()
+                    .unwrap_or(CloseReason::ConnectionLost),
+            ))
+        });
+        answer?;
+        guard.armed = false;
+        Ok(MuxStream::new(self.shared.clone(), id))
+    }
+
+    /// Sends a CONTROL message (a report: settings, alarms, ...). A value
+    /// whose JSON exceeds 16 MiB cannot be framed; it is logged and dropped.
+    pub fn send_control(&self, value: serde_json::Value) -> Result<(), MuxClosed> {
+        let queued = {
+            let mut inner = self.shared.lock();
+            if let Some(reason) = &inner.closed {
+                return Err(MuxClosed(reason.clone()));
+            }
+            if let Err(e) = inner.session.send_control(&value) {
+                tracing::error!(error = %e, "control message not sent");
+            }
+            inner.session.transmit_len() > 0
+        };
+        self.shared.kick(queued);
+        Ok(())
+    }
+
+    /// Sends GOAWAY, then closes the websocket; every stream ends with an
+    /// error. Does nothing if the session is already over.
+    pub fn close(&self, code: u32, reason: &str) {
+        self.shared.shutdown(
+            CloseReason::Local {
+                code,
+                reason: reason.to_owned(),
+            },
+            Some((code, reason)),
+        );
+    }
+
+    /// Resolves once the session is over, with the reason.
+    pub async fn closed(&self) -> CloseReason {
+        let mut rx = self.shared.subscribe();
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone());
+        reason.unwrap_or(CloseReason::ConnectionLost)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.close_reason().is_some()
+    }
+
+    /// Streams alive (opening, awaiting accept, or open).
+    pub fn stream_count(&self) -> usize {
+        self.shared.lock().session.stream_count()
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Flow-control snapshot of one stream (None once it has ended).
+    pub fn stream_stats(&self, id: u32) -> Option<StreamStats> {
+        self.shared.lock().session.stream_stats(id)
+    }
+
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.shared.lock().session.connection_stats()
+    }
+}
+
+/// Undoes an `open` whose future was dropped before it completed.
+struct OpenGuard<'a> {
+    shared: &'a Arc<Shared>,
+    id: u32,
+    armed: bool,
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let queued = {
+            let mut inner = self.shared.lock();
+            inner.slots.remove(&self.id);
+            if inner.closed.is_none() && inner.session.has_stream(self.id) {
+                let _ = inner.session.reset(self.id, codes::RESET_CANCEL);
+            }
+            inner.session.transmit_len() > 0
+        };
+        self.shared.kick(queued);
+    }
+}
+
+/// Streams the peer opens and control messages it sends, in arrival order.
+pub struct Incoming {
+    rx: mpsc::Receiver<IncomingEvent>,
+    _owner: Arc<Owner>,
+}
+
+impl Incoming {
+    /// The next event; `None` once the session is over and all delivered
+    /// events were taken. Cancel safe.
+    pub async fn next(&mut self) -> Option<IncomingEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_util::Stream for Incoming {
+    type Item = IncomingEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<IncomingEvent>> {
+        self.get_mut().rx.poll_recv(cx)
+    }
+}
+
+/// A stream the peer asks to open. Answer it with [`accept`](Self::accept)
+/// or [`refuse`](Self::refuse); dropping it refuses it.
+pub struct IncomingStream {
+    shared: Arc<Shared>,
+    id: u32,
+    target: Target,
+    answered: bool,
+}
+
+impl std::fmt::Debug for IncomingStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingStream")
+            .field("id", &self.id)
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl IncomingStream {
+    fn new(shared: Arc<Shared>, id: u32, target: Target) -> Self {
+        IncomingStream {
+            shared,
+            id,
+            target,
+            answered: false,
+        }
+    }
+
+    /// Drops without answering through the mux (the caller answers itself).
+    fn disarm(mut self) {
+        self.answered = true;
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Accepts the stream. If the peer reset it meanwhile, or the session
+    /// ended, the returned stream reports that on first use.
+    pub fn accept(mut self) -> MuxStream {
+        self.answered = true;
+        let queued = {
+            let mut inner = self.shared.lock();
+            let end = match inner.session.accept(self.id) {
+                Ok(()) => None,
+                Err(_) => Some(crate::session::StreamEnd::Reset {
+                    code: codes::RESET_CANCEL,
+                }),
+            };
+            inner.slots.insert(
+                self.id,
+                Slot {
+                    end,
+                    ..Slot::default()
+                },
+            );
+            inner.session.transmit_len() > 0
+        };
+        self.shared.kick(queued);
+        MuxStream::new(self.shared.clone(), self.id)
+    }
+
+    /// Refuses the stream; `reason` reaches the partner.
+    pub fn refuse(mut self, code: u8, reason: &str) {
+        self.answered = true;
+        self.send_refusal(code, reason);
+    }
+
+    fn send_refusal(&self, code: u8, reason: &str) {
+        let queued = {
+            let mut inner = self.shared.lock();
+            let _ = inner.session.refuse(self.id, code, reason);
+            inner.session.transmit_len() > 0
+        };
+        self.shared.kick(queued);
+    }
+}
+
+impl Drop for IncomingStream {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.send_refusal(
+                codes::REFUSE_NOT_ACCEPTED,
+                "the site agent did not accept the stream",
+            );
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! State shared by the driver tasks, the handles and the streams: the
+//! [`Session`] behind one mutex, plus the wakers of whoever waits on it.
+//!
+//! Locks are held only for a few session calls, never across an await, and
+//! nothing that locks on drop (a stream handle) is ever dropped while the
+//! lock is held. The one shutdown path is [`Shared::shutdown`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use super::{CloseReason, IncomingEvent, IncomingStream, OpenError};
+use crate::codes;
+use crate::session::{Event, Session, StreamEnd};
+
+/// Stream writers wait once this many encoded bytes are queued for the
+/// writer task: the queue between the application and the websocket stays
+/// small even when the socket is slow.
+pub(crate) const QUEUE_HIGH_WATER: usize = 128 * 1024;
+/// ...and resume once the writer brought it below this.
+const QUEUE_LOW_WATER: usize = 64 * 1024;
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the writer task: frames were queued, or the session closed.
+    pub writer_wake: Notify,
+    closed_tx: watch::Sender<Option<CloseReason>>,
+}
+
+pub(crate) struct Inner {
+    pub session: Session,
+    /// Per-stream wakers and outcome, for streams that have a handle (or an
+    /// `open` waiting for its answer). Removed when the handle drops.
+    pub slots: HashMap<u32, Slot>,
+    pub closed: Option<CloseReason>,
+    incoming_tx: Option<mpsc::Sender<IncomingEvent>>,
+    /// Writers waiting for the transmit queue to drain.
+    queue_waiters: Vec<Waker>,
+}
+
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub read_waker: Option<Waker>,
+    pub write_waker: Option<Waker>,
+    /// Set when the session dropped the stream.
+    pub end: Option<StreamEnd>,
+    /// The `open` call waiting for ACCEPT or REFUSE.
+    pub opener: Option<oneshot::Sender<Result<(), OpenError>>>,
+}
+
+impl Shared {
+    pub fn new(session: Session, incoming_tx: mpsc::Sender<IncomingEvent>) -> Self {
+        Shared {
+            inner: Mutex::new(Inner {
+                session,
+                slots: HashMap::new(),
+                closed: None,
+                incoming_tx: Some(incoming_tx),
+                queue_waiters: Vec::new(),
+            }),
+            writer_wake: Notify::new(),
+            closed_tx: watch::channel(None).0,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; carrying
+        // on is better than poisoning every stream of the site.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Option<CloseReason>> {
+        self.closed_tx.subscribe()
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed_tx.borrow().clone()
+    }
+
+    /// Wakes the writer if anything is queued; call after releasing the lock.
+    pub fn kick(&self, queued: bool) {
+        if queued {
+            self.writer_wake.notify_one();
+        }
+    }
+
+    /// Ends the session (first reason wins): queues GOAWAY if asked, fails
+    /// every stream and pending open, wakes everyone, and lets the tasks
+    /// finish.
+    pub fn shutdown(&self, reason: CloseReason, goaway: Option<(u32, &str)>) {
+        let (wakers, openers, incoming_tx) = {
+            let mut inner = self.lock();
+            if inner.closed.is_some() {
+                return;
+            }
+            match goaway {
+                Some((code, text)) => inner.session.close(code, text),
+                // A session that already closed itself (protocol error, peer
+                // GOAWAY) keeps its queued GOAWAY.
+                None if !inner.session.is_closed() => inner.session.abort(),
+                None => {}
+            }
+            inner.closed = Some(reason.clone());
+            let mut wakers: Vec<Waker> = std::mem::take(&mut inner.queue_waiters);
+            let mut openers = Vec::new();
+            for slot in inner.slots.values_mut() {
+                wakers.extend(slot.read_waker.take());
+                wakers.extend(slot.write_waker.take());
+                openers.extend(slot.opener.take());
+            }
+            (wakers, openers, inner.incoming_tx.take())
+        };
+        tracing::debug!(%reason, "tunnel session closed");
+        wakers.into_iter().for_each(Waker::wake);
+        for opener in openers {
+            let _ = opener.send(Err(OpenError::Closed(reason.clone())));
+        }
+        drop(incoming_tx);
+        self.closed_tx.send_replace(Some(reason));
+        self.writer_wake.notify_one();
+    }
+
+    /// Feeds one received binary message to the session.
+    pub fn receive(self: &Arc<Self>, msg: Bytes) {
+        let (result, goaway, queued) = {
+            let mut inner = self.lock();
+            if inner.closed.is_some() {
+                return;
+            }
+            let result = inner.session.receive(msg);
+            let goaway = inner.dispatch(self);
+            (result, goaway, inner.session.transmit_len() > 0)
+        };
+        self.kick(queued);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "tunnel peer broke the protocol");
+            self.shutdown(CloseReason::ProtocolError(e.to_string()), None);
+        } else if let Some(reason) = goaway {
+            self.shutdown(reason, None);
+        }
+    }
+
+    pub fn ping(&self, data: u64) {
+        self.lock().session.ping(data);
+        self.writer_wake.notify_one();
+    }
+
+    /// Moves up to about `max` bytes of frames to `out`; returns whether the
+    /// session is closed (the writer finishes once it has sent everything).
+    pub fn take_transmit(&self, out: &mut VecDeque<Bytes>, max: usize) -> bool {
+        let (waiters, closed) = {
+            let mut inner = self.lock();
+            let mut taken = 0;
+            while taken < max {
+                let Some(frame) = inner.session.poll_transmit() else {
+                    break;
+                };
+                taken += frame.len();
+                out.push_back(frame);
+            }
+            let waiters = if inner.session.transmit_len() < QUEUE_LOW_WATER {
+                std::mem::take(&mut inner.queue_waiters)
+            } else {
+                Vec::new()
+            };
+            (waiters, inner.closed.is_some())
+        };
+        waiters.into_iter().for_each(Waker::wake);
+        closed
+    }
+}
+
+impl Inner {
+    /// Registers a writer waiting for the transmit queue to drain.
+    pub fn wait_for_queue(&mut self, waker: &Waker) {
+        if !self.queue_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.queue_waiters.push(waker.clone());
+        }
+    }
+
+    /// Acts on the session's events: wakes streams, answers opens, hands new
+    /// streams and control messages to `Incoming`. Returns the close reason
+    /// if the peer sent GOAWAY; the caller shuts down after unlocking.
+    pub fn dispatch(&mut self, shared: &Arc<Shared>) -> Option<CloseReason> {
+        let mut close = None;
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Incoming { id, target } => self.deliver_stream(shared, id, target),
+                Event::Control(value) => {
+                    let sent = self
+                        .incoming_tx
+                        .as_ref()
+                        .map(|tx| tx.try_send(IncomingEvent::Control(value)));
+                    if !matches!(sent, Some(Ok(()))) {
+                        tracing::warn!(
+                            "dropping a CONTROL message: nobody is taking incoming events"
+                        );
+                    }
+                }
+                Event::Accepted { id } => {
+                    if let Some(opener) = self.slots.get_mut(&id).and_then(|s| s.opener.take()) {
+                        // If the open was abandoned, its guard resets the stream.
+                        let _ = opener.send(Ok(()));
+                    }
+                }
+                Event::Refused { id, code, reason } => {
+                    if let Some(opener) = self.slots.remove(&id).and_then(|s| s.opener) {
+                        let _ = opener.send(Err(OpenError::Refused { code, reason }));
+                    }
+                }
+                Event::Readable { id } => {
+                    if let Some(w) = self.slots.get_mut(&id).and_then(|s| s.read_waker.take()) {
+                        w.wake();
+                    }
+                }
+                Event::Writable { id } => {
+                    if let Some(w) = self.slots.get_mut(&id).and_then(|s| s.write_waker.take()) {
+                        w.wake();
+                    }
+                }
+                Event::ConnectionWritable => {
+                    for slot in self.slots.values_mut() {
+                        if let Some(w) = slot.write_waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                Event::Closed { id, end } => {
+                    let Some(slot) = self.slots.get_mut(&id) else {
+                        continue;
+                    };
+                    slot.end = Some(end);
+                    slot.read_waker
+                        .take()
+                        .into_iter()
+                        .chain(slot.write_waker.take())
+                        .for_each(Waker::wake);
+                    if let Some(opener) = slot.opener.take() {
+                        self.slots.remove(&id);
+                        let reason = match end {
+                            StreamEnd::Reset { code } => format!(
+                                "the agent reset the stream (code {code}) instead of answering"
+                            ),
+                            StreamEnd::Finished => {
+                                "the stream ended before it was accepted".to_owned()
+                            }
+                        };
+                        let _ = opener.send(Err(OpenError::Refused {
+                            code: codes::REFUSE_RESET,
+                            reason,
+                        }));
+                    }
+                }
+                Event::GoAway { code, reason } => {
+                    close = Some(CloseReason::PeerGoAway { code, reason })
+                }
+            }
+        }
+        close
+    }
+
+    fn deliver_stream(&mut self, shared: &Arc<Shared>, id: u32, target: crate::frame::Target) {
+        let stream = IncomingStream::new(shared.clone(), id, target);
+        let Some(tx) = self.incoming_tx.as_ref() else {
+            stream.disarm();
+            let _ = self
+                .session
+                .refuse(id, codes::REFUSE_BUSY, "the site is shutting down");
+            return;
+        };
+        if let Err(e) = tx.try_send(IncomingEvent::Stream(stream)) {
+            // Dropping the stream here must not lock again: disarm it and
+            // refuse directly.
+            if let IncomingEvent::Stream(stream) = e.into_inner() {
+                stream.disarm();
+            }
+            let _ = self.session.refuse(
+                id,
+                codes::REFUSE_BUSY,
+                "too many streams waiting to be accepted",
+            );
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The multiplexer as a sans-IO state machine: frames in, frames and events
+//! out, no sockets and no clock.
+//!
+//! This module exists so that the hard part of the protocol (stream states,
+//! per-stream and per-connection flow control, half-close, reset) can be
+//! driven step by step in tests and checked against invariants, the way
+//! quinn-proto is. [`crate::mux`] is a thin async shell around it.
+//!
+//! How to drive a [`Session`]:
+//! - hand it every received websocket binary message with [`Session::receive`];
+//! - send everything [`Session::poll_transmit`] returns (already encoded
+//!   frames, in order);
+//! - react to [`Session::poll_event`] (new streams, readable/writable
+//!   streams, control messages, the peer going away);
+//! - the application reads with [`Session::read`] (which counts as consuming
+//!   the bytes, and so sends WINDOW updates), writes with [`Session::write`]
+//!   (which takes as much as stream and connection credit allow), and ends
+//!   streams with [`Session::finish`] / [`Session::reset`].
+//!
+//! A protocol violation by the peer closes the session: `receive` returns the
+//! error and queues a GOAWAY carrying it.
+
+mod inbound;
+mod ops;
+mod recv;
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codes;
+use crate::frame::{self, Frame, FrameError, Target};
+use recv::{RecvBuf, RecvWindow};
+
+/// Largest window a receiver may grant, and largest credit a sender may hold
+/// (as in HTTP/2): beyond it WINDOW is a flow-control error.
+pub const MAX_WINDOW: u32 = (1 << 31) - 1;
+
+/// Which end of the websocket this session is. Only the gateway opens streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Gateway,
+    Agent,
+}
+
+/// Limits the session enforces on what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Bytes each stream may have in flight towards us (receive window).
+    pub stream_window: u32,
+    /// Bytes all streams together may have in flight towards us.
+    pub connection_window: u32,
+    /// Streams alive at once (opening, pending or open), either direction.
+    pub max_streams: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            stream_window: 4 << 20,
+            connection_window: 16 << 20,
+            max_streams: 1024,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Windows clamped to `1..=MAX_WINDOW`, at least one stream.
+    fn sanitized(self) -> Self {
+        SessionConfig {
+            stream_window: self.stream_window.clamp(1, MAX_WINDOW),
+            connection_window: self.connection_window.clamp(1, MAX_WINDOW),
+            max_streams: self.max_streams.max(1),
+        }
+    }
+}
+
+/// Something the application should react to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The peer (the gateway) asks to open a stream; answer with
+    /// [`Session::accept`] or [`Session::refuse`].
+    Incoming { id: u32, target: Target },
+    /// A stream we opened was accepted.
+    Accepted { id: u32 },
+    /// A stream we opened was refused; it no longer exists.
+    Refused { id: u32, code: u8, reason: String },
+    /// Data or FIN arrived.
+    Readable { id: u32 },
+    /// The stream's send credit grew.
+    Writable { id: u32 },
+    /// The connection's send credit grew: every stream may write again.
+    ConnectionWritable,
+    /// The stream is gone (both FINs passed and everything was read, or the
+    /// peer reset it). Not emitted for local resets.
+    Closed { id: u32, end: StreamEnd },
+    /// A CONTROL message.
+    Control(serde_json::Value),
+    /// The peer closed the session; this session is closed now too.
+    GoAway { code: u32, reason: String },
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    Finished,
+    Reset { code: u32 },
+}
+
+/// Result of [`Session::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(Bytes),
+    /// The peer finished its direction and every byte was read.
+    Fin,
+    /// Nothing to read yet.
+    Blocked,
+}
+
+/// A stream-level operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("no such stream (it never existed or has ended)")]
+    Unknown,
+    #[error("the stream is not open (still opening, or awaiting accept)")]
+    NotOpen,
+    #[error("the stream was already finished for writing")]
+    Finished,
+    #[error("the session is closed")]
+    SessionClosed,
+}
+
+/// A session-level operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session is closed")]
+    Closed,
+    #[error("too many streams")]
+    TooManyStreams,
+    #[error("stream ids are exhausted for this session")]
+    IdsExhausted,
+    #[error("only the gateway opens streams")]
+    WrongRole,
+    #[error("control message of {0} bytes is too large")]
+    ControlTooLarge(usize),
+}
+
+/// The peer broke the protocol; the session is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("stream {stream}: peer sent {len} bytes with {window} bytes of stream window left")]
+    StreamWindowExceeded { stream: u32, len: u32, window: u32 },
+    #[error("peer sent {len} bytes with {window} bytes of connection window left")]
+    ConnectionWindowExceeded { len: u32, window: u32 },
+    #[error("stream {0}: DATA after the peer's FIN")]
+    DataAfterFin(u32),
+    #[error("stream {stream}: {frame} is not valid in the stream's state")]
+    UnexpectedFrame { frame: &'static str, stream: u32 },
+    #[error("stream {0} was never opened")]
+    UnknownStream(u32),
+    #[error("stream id {0} is not a valid new stream id")]
+    BadStreamId(u32),
+    #[error("WINDOW with a zero increment on stream {0}")]
+    ZeroIncrement(u32),
+    #[error("WINDOW overflows the send credit of stream {0} (0 = connection)")]
+    WindowOverflow(u32),
+    #[error("CONTROL payload is not JSON: {0}")]
+    BadControl(String),
+}
+
+impl ProtocolError {
+    /// The GOAWAY code that reports this error to the peer.
+    pub fn goaway_code(&self) -> u32 {
+        match self {
+            ProtocolError::StreamWindowExceeded { .. }
+            | ProtocolError::ConnectionWindowExceeded { .. }
+            | ProtocolError::WindowOverflow(_) => codes::GOAWAY_FLOW_CONTROL_ERROR,
+            _ => codes::GOAWAY_PROTOCOL_ERROR,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    /// We sent OPEN and wait for ACCEPT or REFUSE.
+    Opening,
+    /// The peer sent OPEN; the application has not answered.
+    Pending,
+    Open,
+}
+
+/// A snapshot of one stream's accounting, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    pub state: StreamState,
+    /// Received bytes the application has not read.
+    pub buffered: u32,
+    /// Bytes the peer may still send on this stream.
+    pub recv_window: u32,
+    /// Bytes we may still send on this stream (before connection credit).
+    pub send_credit: u64,
+    pub sent_fin: bool,
+    pub recv_fin: bool,
+}
+
+/// A snapshot of the connection-level accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionStats {
+    pub streams: usize,
+    pub buffered: u32,
+    pub recv_window: u32,
+    pub send_credit: u64,
+    /// Encoded bytes waiting in the transmit queue.
+    pub queued: usize,
+}
+
+#[derive(Debug)]
+struct Stream {
+    state: StreamState,
+    send_credit: u64,
+    sent_fin: bool,
+    recv_fin: bool,
+    window: RecvWindow,
+    buf: RecvBuf,
+}
+
+/// One end of the multiplexer. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Session {
+    role: Role,
+    cfg: SessionConfig,
+    streams: HashMap<u32, Stream>,
+    /// Highest stream id the gateway has opened so far; ids only grow.
+    last_id: u32,
+    send_credit: u64,
+    window: RecvWindow,
+    transmit: VecDeque<Bytes>,
+    transmit_len: usize,
+    events: VecDeque<Event>,
+    closed: bool,
+}
+
+impl Session {
+    /// A new session. It immediately queues `WINDOW(0, connection_window)`:
+    /// every window starts at zero on the wire and is granted by its receiver.
+    pub fn new(role: Role, cfg: SessionConfig) -> Self {
+        let cfg = cfg.sanitized();
+        let mut session = Session {
+            role,
+            cfg,
+            streams: HashMap::new(),
+            last_id: 0,
+            send_credit: 0,
+            window: RecvWindow::ungranted(cfg.connection_window),
+            transmit: VecDeque::new(),
+            transmit_len: 0,
+            events: VecDeque::new(),
+            closed: false,
+        };
+        let increment = session.window.grant();
+        session.queue(&Frame::Window {
+            stream: 0,
+            increment,
+        });
+        session
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn config(&self) -> SessionConfig {
+        self.cfg
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Streams alive (opening, pending or open).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn stream_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.streams.keys().copied()
+    }
+
+    pub fn has_stream(&self, id: u32) -> bool {
+        self.streams.contains_key(&id)
+    }
+
+    /// The next encoded frame to send, in order.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        let frame = self.transmit.pop_front()?;
+        self.transmit_len -= frame.len();
+        Some(frame)
+    }
+
+    /// Encoded bytes waiting in the transmit queue.
+    pub fn transmit_len(&self) -> usize {
+        self.transmit_len
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn stream_stats(&self, id: u32) -> Option<StreamStats> {
+        self.streams.get(&id).map(|s| StreamStats {
+            state: s.state,
+            buffered: s.window.buffered,
+            recv_window: s.window.remaining,
+            send_credit: s.send_credit,
+            sent_fin: s.sent_fin,
+            recv_fin: s.recv_fin,
+        })
+    }
+
+    pub fn connection_stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            streams: self.streams.len(),
+            buffered: self.window.buffered,
+            recv_window: self.window.remaining,
+            send_credit: self.send_credit,
+            queued: self.transmit_len,
+        }
+    }
+
+    /// Checks the accounting invariants; for tests and fuzzing.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.window.check()?;
+        let mut total: u64 = 0;
+        for (id, s) in &self.streams {
+            s.window.check().map_err(|e| format!("stream {id}: {e}"))?;
+            if s.buf.len() != s.window.buffered as usize {
+                return Err(format!(
+                    "stream {id}: buffer holds {} bytes, accounting says {}",
+                    s.buf.len(),
+                    s.window.buffered
+                ));
+            }
+            if s.send_credit > u64::from(MAX_WINDOW) {
+                return Err(format!(
+                    "stream {id}: send credit {} beyond the maximum",
+                    s.send_credit
+                ));
+            }
+            total += u64::from(s.window.buffered);
+        }
+        if total != u64::from(self.window.buffered) {
+            return Err(format!(
+                "streams buffer {total} bytes, connection accounting says {}",
+                self.window.buffered
+            ));
+        }
+        if self.send_credit > u64::from(MAX_WINDOW) {
+            return Err(format!(
+                "connection send credit {} beyond the maximum",
+                self.send_credit
+            ));
+        }
+        if self.streams.len() > self.cfg.max_streams as usize {
+            return Err(format!(
+                "{} streams alive, limit {}",
+                self.streams.len(),
+                self.cfg.max_streams
+            ));
+        }
+        if self.closed && !self.streams.is_empty() {
+            return Err("closed session still has streams".into());
+        }
+        Ok(())
+    }
+
+    /// Handles one received websocket binary message (one or more frames).
+    pub fn receive(&mut self, mut msg: Bytes) -> Result<(), ProtocolError> {
+        let msg_len = msg.len();
+        loop {
+            if self.closed {
+                return Ok(());
+            }
+            match frame::decode(&mut msg) {
+                Ok(Some(frame)) => self.handle(frame, msg_len)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.fail(e.into())),
+            }
+        }
+    }
+
+    /// Handles one decoded frame, as if it came alone in a message.
+    pub fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.handle(frame, 0)
+    }
+
+    fn handle(&mut self, frame: Frame, msg_len: usize) -> Result<(), ProtocolError> {
+        self.on_frame(frame, msg_len).map_err(|e| self.fail(e))
+    }
+
+    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+        self.close(err.goaway_code(), &err.to_string());
+        err
+    }
+
+    /// Sends GOAWAY after whatever is already queued and closes the session:
+    /// every stream is dropped, later frames are ignored. Idempotent.
+    pub fn close(&mut self, code: u32, reason: &str) {
+        if self.closed {
+            return;
+        }
+        let reason = frame::truncate_reason(reason);
+        self.queue(&Frame::GoAway { code, reason });
+        self.closed = true;
+        self.streams.clear();
+        self.events.clear();
+    }
+
+    /// Closes without sending anything (the transport is gone).
+    pub fn abort(&mut self) {
+        self.closed = true;
+        self.streams.clear();
+        self.events.clear();
+        self.transmit.clear();
+        self.transmit_len = 0;
+    }
+
+    /// Was `id` ever opened in this session (live or not)?
+    fn issued(&self, id: u32) -> bool {
+        id & 1 == 1 && id <= self.last_id
+    }
+
+    fn queue(&mut self, frame: &Frame) {
+        let mut buf = BytesMut::with_capacity(frame.encoded_len());
+        match frame::encode(frame, &mut buf) {
+            Ok(()) => self.push_encoded(buf.freeze()),
+            // The session only builds frames within the limits; reaching this
+            // is a bug here, not bad input, and dropping the frame is safer
+            // than panicking in a server.
+            Err(e) => {
+                debug_assert!(false, "session built an invalid frame {frame:?}: {e}");
+                tracing::error!(error = %e, frame = frame.name(), "dropping invalid outgoing frame");
+            }
+        }
+    }
+
+    fn push_encoded(&mut self, bytes: Bytes) {
+        self.transmit_len += bytes.len();
+        self.transmit.push_back(bytes);
+    }
+
+    /// Removes a stream, releasing its unread bytes to the connection window.
+    fn remove_stream(&mut self, id: u32) {
+        if let Some(s) = self.streams.remove(&id) {
+            if s.window.buffered > 0 {
+                self.release_connection(s.window.buffered);
+            }
+        }
+    }
+
+    fn release_connection(&mut self, len: u32) {
+        if let Some(increment) = self.window.on_consumed(len) {
+            self.queue(&Frame::Window {
+                stream: 0,
+                increment,
+            });
+        }
+    }
+
+    /// Removes the stream once both FINs passed and everything was read.
+    fn maybe_finish(&mut self, id: u32) {
+        let done = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.sent_fin && s.recv_fin && s.buf.len() == 0);
+        if done {
+            self.remove_stream(id);
+            self.events.push_back(Event::Closed {
+                id,
+                end: StreamEnd::Finished,
+            });
+        }
+    }
+}
+
+impl Stream {
+    fn new(state: StreamState, window: u32) -> Self {
+        Stream {
+            state,
+            send_credit: 0,
+            sent_fin: false,
+            recv_fin: false,
+            window: RecvWindow::ungranted(window),
+            buf: RecvBuf::default(),
+        }
+    }
+}
+
+/// Fuzz entry point: feeds `data` to a fresh agent-side session as one
+/// message and checks the accounting invariants afterwards.
+pub fn fuzz_session(data: &[u8]) {
+    let mut session = Session::new(Role::Agent, SessionConfig::default());
+    let _ = session.receive(Bytes::copy_from_slice(data));
+    while let Some(event) = session.poll_event() {
+        if let Event::Incoming { id, .. } = event {
+            let _ = session.accept(id);
+        }
+    }
+    if let Err(e) = session.check_invariants() {
+        panic!("invariant broken: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,464 @@
+//! Targeted tests of single protocol rules. The random operation sequences
+//! live in `tests/session_props.rs`.
+
+use bytes::Bytes;
+
+use super::*;
+
+fn cfg(stream_window: u32, connection_window: u32) -> SessionConfig {
+    SessionConfig {
+        stream_window,
+        connection_window,
+        max_streams: 8,
+    }
+}
+
+/// Moves everything `from` has queued into `to`.
+fn pump(from: &mut Session, to: &mut Session) -> Result<(), ProtocolError> {
+    while let Some(bytes) = from.poll_transmit() {
+        to.receive(bytes)?;
+    }
+    Ok(())
+}
+
+/// Events other than credit notifications.
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event())
+        .filter(|e| !matches!(e, Event::ConnectionWritable | Event::Writable { .. }))
+        .collect()
+}
+
+fn frames(s: &mut Session) -> Vec<Frame> {
+    let mut out = Vec::new();
+    while let Some(mut bytes) = s.poll_transmit() {
+        while let Ok(Some(f)) = frame::decode(&mut bytes) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// A gateway and an agent with one accepted stream between them.
+fn pair(c: SessionConfig) -> (Session, Session, u32) {
+    let mut gw = Session::new(Role::Gateway, c);
+    let mut agent = Session::new(Role::Agent, c);
+    let id = gw.open(Target::System { port: 22 }).unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    assert_eq!(
+        events(&mut agent),
+        vec![Event::Incoming {
+            id,
+            target: Target::System { port: 22 }
+        }]
+    );
+    agent.accept(id).unwrap();
+    pump(&mut agent, &mut gw).unwrap();
+    assert!(events(&mut gw).contains(&Event::Accepted { id }));
+    (gw, agent, id)
+}
+
+fn read_all(s: &mut Session, id: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(ReadOutcome::Data(b)) = s.read(id, usize::MAX) {
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+#[test]
+fn data_flows_and_windows_are_returned_per_half_window() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 1000));
+    assert_eq!(
+        gw.write(id, &[1; 150]).unwrap(),
+        100,
+        "limited by the stream window"
+    );
+    assert_eq!(gw.write(id, &[1; 10]).unwrap(), 0);
+    pump(&mut gw, &mut agent).unwrap();
+    assert_eq!(
+        agent.read(id, 49).unwrap(),
+        ReadOutcome::Data(Bytes::from(vec![1; 49]))
+    );
+    assert!(
+        frames(&mut agent).is_empty(),
+        "no update before half the window is consumed"
+    );
+    assert_eq!(
+        agent.read(id, 1).unwrap(),
+        ReadOutcome::Data(Bytes::from(vec![1; 1]))
+    );
+    assert_eq!(
+        frames(&mut agent),
+        vec![Frame::Window {
+            stream: id,
+            increment: 50
+        }]
+    );
+    agent.check_invariants().unwrap();
+    gw.check_invariants().unwrap();
+}
+
+#[test]
+fn data_beyond_the_stream_window_closes_the_session() {
+    let (_gw, mut agent, id) = pair(cfg(100, 1000));
+    let err = agent
+        .handle_frame(Frame::Data {
+            stream: id,
+            payload: Bytes::from(vec![0; 101]),
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ProtocolError::StreamWindowExceeded {
+            len: 101,
+            window: 100,
+            ..
+        }
+    ));
+    assert!(agent.is_closed());
+    assert_eq!(agent.stream_count(), 0);
+    let sent = frames(&mut agent);
+    assert!(matches!(
+        sent.last(),
+        Some(Frame::GoAway {
+            code: codes::GOAWAY_FLOW_CONTROL_ERROR,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn data_beyond_the_connection_window_closes_the_session() {
+    let c = cfg(100, 150);
+    let mut gw = Session::new(Role::Gateway, c);
+    let mut agent = Session::new(Role::Agent, c);
+    let a = gw.open(Target::System { port: 22 }).unwrap();
+    let b = gw.open(Target::System { port: 443 }).unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    agent.accept(a).unwrap();
+    agent.accept(b).unwrap();
+    agent
+        .handle_frame(Frame::Data {
+            stream: a,
+            payload: Bytes::from(vec![0; 100]),
+        })
+        .unwrap();
+    let err = agent
+        .handle_frame(Frame::Data {
+            stream: b,
+            payload: Bytes::from(vec![0; 51]),
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ProtocolError::ConnectionWindowExceeded {
+            len: 51,
+            window: 50
+        }
+    ));
+}
+
+#[test]
+fn data_after_fin_is_a_protocol_error() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 1000));
+    gw.write(id, b"abc").unwrap();
+    gw.finish(id).unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    let err = agent
+        .handle_frame(Frame::Data {
+            stream: id,
+            payload: Bytes::from_static(b"x"),
+        })
+        .unwrap_err();
+    assert_eq!(err, ProtocolError::DataAfterFin(id));
+}
+
+#[test]
+fn data_before_accept_is_a_protocol_error() {
+    let mut gw = Session::new(Role::Gateway, cfg(100, 1000));
+    let mut agent = Session::new(Role::Agent, cfg(100, 1000));
+    let id = gw.open(Target::System { port: 22 }).unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    let err = agent
+        .handle_frame(Frame::Data {
+            stream: id,
+            payload: Bytes::from_static(b"x"),
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ProtocolError::UnexpectedFrame { frame: "DATA", .. }
+    ));
+}
+
+#[test]
+fn half_close_both_ways_removes_the_stream() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 1000));
+    gw.write(id, b"request").unwrap();
+    gw.finish(id).unwrap();
+    assert_eq!(gw.write(id, b"more"), Err(StreamError::Finished));
+    pump(&mut gw, &mut agent).unwrap();
+    assert_eq!(read_all(&mut agent, id), b"request");
+    assert_eq!(agent.read(id, 10), Ok(ReadOutcome::Fin));
+    agent.write(id, b"reply").unwrap();
+    agent.finish(id).unwrap();
+    assert!(
+        !agent.has_stream(id),
+        "agent: both FINs passed and all read"
+    );
+    assert!(events(&mut agent).contains(&Event::Closed {
+        id,
+        end: StreamEnd::Finished
+    }));
+    pump(&mut agent, &mut gw).unwrap();
+    assert!(gw.has_stream(id), "gateway still has unread bytes");
+    assert_eq!(read_all(&mut gw, id), b"reply");
+    assert!(!gw.has_stream(id));
+    assert_eq!(gw.read(id, 10), Err(StreamError::Unknown));
+}
+
+#[test]
+fn refusal_carries_code_and_reason() {
+    let mut gw = Session::new(Role::Gateway, SessionConfig::default());
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    let id = gw
+        .open(Target::Colocated {
+            ip: [10, 0, 0, 5].into(),
+            port: 3389,
+        })
+        .unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    agent
+        .refuse(
+            id,
+            1,
+            "no tunnel for 10.0.0.5:3389 is configured on this site",
+        )
+        .unwrap();
+    pump(&mut agent, &mut gw).unwrap();
+    let refused = events(&mut gw)
+        .into_iter()
+        .find(|e| matches!(e, Event::Refused { .. }));
+    assert_eq!(
+        refused,
+        Some(Event::Refused {
+            id,
+            code: 1,
+            reason: "no tunnel for 10.0.0.5:3389 is configured on this site".into()
+        })
+    );
+    assert_eq!(gw.stream_count(), 0);
+    assert_eq!(agent.stream_count(), 0);
+}
+
+#[test]
+fn reset_discards_unread_bytes_and_returns_connection_window() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 100));
+    gw.write(id, &[7; 100]).unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    assert_eq!(agent.connection_stats().recv_window, 0);
+    agent.reset(id, 5).unwrap();
+    assert_eq!(agent.connection_stats().buffered, 0);
+    assert!(frames(&mut agent).contains(&Frame::Window {
+        stream: 0,
+        increment: 100
+    }));
+    gw.handle_frame(Frame::Reset {
+        stream: id,
+        code: 5,
+    })
+    .unwrap();
+    assert_eq!(
+        events(&mut gw).last(),
+        Some(&Event::Closed {
+            id,
+            end: StreamEnd::Reset { code: 5 }
+        })
+    );
+}
+
+#[test]
+fn frames_crossing_a_reset_are_tolerated_but_counted() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 1000));
+    gw.write(id, &[1; 60]).unwrap();
+    agent.reset(id, 0).unwrap();
+    let before = agent.connection_stats().recv_window;
+    pump(&mut gw, &mut agent).unwrap();
+    agent
+        .handle_frame(Frame::Window {
+            stream: id,
+            increment: 5,
+        })
+        .unwrap();
+    agent.handle_frame(Frame::Fin { stream: id }).unwrap();
+    assert!(!agent.is_closed());
+    assert_eq!(agent.connection_stats().recv_window, before - 60);
+    agent.check_invariants().unwrap();
+}
+
+#[test]
+fn frames_for_never_opened_streams_are_errors() {
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    assert_eq!(
+        agent.handle_frame(Frame::Fin { stream: 7 }),
+        Err(ProtocolError::UnknownStream(7))
+    );
+}
+
+#[test]
+fn stream_ids_are_odd_increasing_and_checked() {
+    let mut gw = Session::new(Role::Gateway, SessionConfig::default());
+    let ids: Vec<u32> = (0..3)
+        .map(|_| gw.open(Target::System { port: 22 }).unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 3, 5]);
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    agent
+        .handle_frame(Frame::Open {
+            stream: 3,
+            target: Target::System { port: 22 },
+        })
+        .unwrap();
+    assert_eq!(
+        agent.handle_frame(Frame::Open {
+            stream: 3,
+            target: Target::System { port: 22 }
+        }),
+        Err(ProtocolError::BadStreamId(3))
+    );
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    assert_eq!(
+        agent.handle_frame(Frame::Open {
+            stream: 2,
+            target: Target::System { port: 22 }
+        }),
+        Err(ProtocolError::BadStreamId(2))
+    );
+    assert_eq!(
+        agent.open(Target::System { port: 22 }),
+        Err(SessionError::Closed)
+    );
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    assert_eq!(
+        agent.open(Target::System { port: 22 }),
+        Err(SessionError::WrongRole)
+    );
+}
+
+#[test]
+fn opens_beyond_max_streams_are_refused_not_fatal() {
+    let c = SessionConfig {
+        max_streams: 1,
+        ..SessionConfig::default()
+    };
+    let mut agent = Session::new(Role::Agent, c);
+    agent
+        .handle_frame(Frame::Open {
+            stream: 1,
+            target: Target::System { port: 22 },
+        })
+        .unwrap();
+    agent
+        .handle_frame(Frame::Open {
+            stream: 3,
+            target: Target::System { port: 22 },
+        })
+        .unwrap();
+    assert_eq!(agent.stream_count(), 1);
+    assert!(frames(&mut agent).iter().any(|f| matches!(
+        f,
+        Frame::Refuse {
+            stream: 3,
+            code: codes::REFUSE_TOO_MANY_STREAMS,
+            ..
+        }
+    )));
+    let mut gw = Session::new(Role::Gateway, c);
+    gw.open(Target::System { port: 22 }).unwrap();
+    assert_eq!(
+        gw.open(Target::System { port: 22 }),
+        Err(SessionError::TooManyStreams)
+    );
+}
+
+#[test]
+fn ping_is_answered_and_control_is_parsed() {
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    frames(&mut agent);
+    agent.handle_frame(Frame::Ping { data: 42 }).unwrap();
+    assert_eq!(frames(&mut agent), vec![Frame::Pong { data: 42 }]);
+    agent
+        .handle_frame(Frame::Control {
+            json: Bytes::from_static(br#"{"alarm":"disk"}"#),
+        })
+        .unwrap();
+    assert_eq!(
+        events(&mut agent),
+        vec![Event::Control(serde_json::json!({"alarm": "disk"}))]
+    );
+    let err = agent
+        .handle_frame(Frame::Control {
+            json: Bytes::from_static(b"{nope"),
+        })
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::BadControl(_)));
+}
+
+#[test]
+fn goaway_closes_and_is_reported() {
+    let (mut gw, mut agent, _id) = pair(SessionConfig::default());
+    agent.close(0, "shutting down");
+    pump(&mut agent, &mut gw).unwrap();
+    assert_eq!(
+        events(&mut gw),
+        vec![Event::GoAway {
+            code: 0,
+            reason: "shutting down".into()
+        }]
+    );
+    assert!(gw.is_closed());
+    assert_eq!(gw.stream_count(), 0);
+}
+
+#[test]
+fn zero_and_overflowing_window_updates_are_errors() {
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    assert_eq!(
+        agent.handle_frame(Frame::Window {
+            stream: 0,
+            increment: 0
+        }),
+        Err(ProtocolError::ZeroIncrement(0))
+    );
+    let mut agent = Session::new(Role::Agent, SessionConfig::default());
+    agent
+        .handle_frame(Frame::Window {
+            stream: 0,
+            increment: MAX_WINDOW,
+        })
+        .unwrap();
+    assert_eq!(
+        agent.handle_frame(Frame::Window {
+            stream: 0,
+            increment: 1
+        }),
+        Err(ProtocolError::WindowOverflow(0))
+    );
+}
+
+#[test]
+fn fuzz_session_handles_garbage() {
+    fuzz_session(&[]);
+    fuzz_session(&[0xff; 40]);
+    let mut msg = bytes::BytesMut::new();
+    frame::encode(
+        &Frame::Open {
+            stream: 1,
+            target: Target::System { port: 22 },
+        },
+        &mut msg,
+    )
+    .unwrap();
+    frame::encode_data(1, b"abc", &mut msg).unwrap();
+    fuzz_session(&msg);
+}

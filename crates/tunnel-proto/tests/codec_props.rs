@@ -1,0 +1,101 @@
+//! Property tests of the frame codec: every valid frame round-trips, a
+//! message of several frames decodes back to the same sequence, and no input
+//! makes the decoder panic.
+
+use std::net::Ipv4Addr;
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use tunnel_proto::frame::{self, Frame, Target, MAX_DATA_LEN, MAX_REASON_LEN};
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        any::<u16>().prop_map(|port| Target::System { port }),
+        (any::<u32>(), any::<u16>()).prop_map(|(ip, port)| Target::Colocated {
+            ip: Ipv4Addr::from(ip),
+            port
+        }),
+    ]
+}
+
+fn reason() -> impl Strategy<Value = String> {
+    ".{0,64}"
+        .prop_map(|s: String| frame::truncate_reason(&s))
+        .prop_filter("fits", |s| s.len() <= MAX_REASON_LEN)
+}
+
+fn stream() -> impl Strategy<Value = u32> {
+    1..=u32::MAX
+}
+
+fn any_frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (stream(), target()).prop_map(|(stream, target)| Frame::Open { stream, target }),
+        stream().prop_map(|stream| Frame::Accept { stream }),
+        (stream(), any::<u8>(), reason()).prop_map(|(stream, code, reason)| Frame::Refuse {
+            stream,
+            code,
+            reason
+        }),
+        (
+            stream(),
+            prop::collection::vec(any::<u8>(), 0..=MAX_DATA_LEN)
+        )
+            .prop_map(|(stream, p)| Frame::Data {
+                stream,
+                payload: Bytes::from(p)
+            }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(stream, increment)| Frame::Window { stream, increment }),
+        stream().prop_map(|stream| Frame::Fin { stream }),
+        (stream(), any::<u32>()).prop_map(|(stream, code)| Frame::Reset { stream, code }),
+        any::<u64>().prop_map(|data| Frame::Ping { data }),
+        any::<u64>().prop_map(|data| Frame::Pong { data }),
+        prop::collection::vec(any::<u8>(), 0..256).prop_map(|j| Frame::Control {
+            json: Bytes::from(j)
+        }),
+        (any::<u32>(), reason()).prop_map(|(code, reason)| Frame::GoAway { code, reason }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_message_of_frames_decodes_back_to_the_same_frames(frames in prop::collection::vec(any_frame(), 1..8)) {
+        let mut buf = BytesMut::new();
+        for f in &frames {
+            frame::encode(f, &mut buf).unwrap();
+        }
+        prop_assert_eq!(buf.len(), frames.iter().map(Frame::encoded_len).sum::<usize>());
+        let mut msg = buf.freeze();
+        let mut back = Vec::new();
+        while let Some(f) = frame::decode(&mut msg).unwrap() {
+            back.push(f);
+        }
+        prop_assert_eq!(back, frames);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        frame::fuzz_decode(&data);
+        tunnel_proto::fuzz_session(&data);
+    }
+
+    #[test]
+    fn corrupted_valid_messages_never_panic(
+        frames in prop::collection::vec(any_frame(), 1..4),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut buf = BytesMut::new();
+        for f in &frames {
+            frame::encode(f, &mut buf).unwrap();
+        }
+        for (i, b) in flips {
+            let at = i.index(buf.len());
+            buf[at] ^= b;
+        }
+        frame::fuzz_decode(&buf);
+        tunnel_proto::fuzz_session(&buf);
+    }
+}

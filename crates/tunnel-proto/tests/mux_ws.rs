@@ -1,0 +1,619 @@
+//! End-to-end tests of the async driver over real websockets on in-memory
+//! pipes: throughput and integrity, stalled streams, half-close, refusal,
+//! session loss, heartbeats and a peer that breaks flow control.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tunnel_proto::frame::{self, Frame};
+use tunnel_proto::{
+    codes, CloseReason, IncomingEvent, MuxConfig, OpenError, Role, SiteSettings, Target,
+};
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_streams_move_8_mib_each_way_byte_exact() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    // The agent side reads everything while sending its own 8 MiB back.
+    let _agent = serve(pair.agent_incoming, |incoming| async move {
+        let Target::System { port } = *incoming.target() else {
+            panic!("unexpected target")
+        };
+        let stream = incoming.accept();
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let send = async {
+            send_pattern(&mut wr, 1000 + u64::from(port), 8 * MIB)
+                .await
+                .unwrap();
+            wr.shutdown().await.unwrap();
+        };
+        let (_, received) = tokio::join!(send, drain(&mut rd));
+        let (len, sum) = received.unwrap();
+        assert_eq!(len, 8 * MIB);
+        assert_eq!(
+            sum.0,
+            expected_checksum(u64::from(port), 8 * MIB).0,
+            "agent received corrupt data on {port}"
+        );
+    });
+
+    let mut tasks = Vec::new();
+    for port in 1..=8u16 {
+        let gateway = pair.gateway.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = gateway.open(Target::System { port }).await.expect("open");
+            let (mut rd, mut wr) = tokio::io::split(stream);
+            let send = async {
+                send_pattern(&mut wr, u64::from(port), 8 * MIB)
+                    .await
+                    .unwrap();
+                wr.shutdown().await.unwrap();
+            };
+            let (_, received) = tokio::join!(send, drain(&mut rd));
+            let (len, sum) = received.unwrap();
+            assert_eq!(len, 8 * MIB);
+            assert_eq!(sum.0, expected_checksum(1000 + u64::from(port), 8 * MIB).0);
+        }));
+    }
+    within(120, "8 x 8 MiB both ways", async {
+        for t in tasks {
+            t.await.expect("stream task");
+        }
+    })
+    .await;
+    let gateway = pair.gateway.clone();
+    eventually("streams removed", || gateway.stream_count() == 0).await;
+    assert!(!pair.gateway.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_does_not_stop_a_parallel_stream() {
+    let cfg = MuxConfig::default();
+    let pair = mux_pair(cfg).await;
+    let (stalled_tx, stalled_rx) = tokio::sync::oneshot::channel();
+    let stalled_tx = std::sync::Mutex::new(Some(stalled_tx));
+    let _agent = serve(pair.agent_incoming, move |incoming| {
+        let stalled = match incoming.target() {
+            Target::System { port: 1 } => stalled_tx.lock().unwrap().take(),
+            _ => None,
+        };
+        async move {
+            let mut stream = incoming.accept();
+            match stalled {
+                // Never read: keep the stream open and idle.
+                Some(tx) => {
+                    let _ = tx.send(stream.id());
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                None => {
+                    let (len, sum) = drain(&mut stream).await.unwrap();
+                    stream.write_all(&(len as u64).to_be_bytes()).await.unwrap();
+                    stream.write_all(&sum.0.to_be_bytes()).await.unwrap();
+                    stream.shutdown().await.unwrap();
+                }
+            }
+        }
+    });
+
+    let mut stalled = pair.gateway.open(Target::System { port: 1 }).await.unwrap();
+    let stalled_id = within(5, "stalled id", stalled_rx).await.unwrap();
+    let writer = tokio::spawn(async move {
+        // Blocks for good once the stream window is used up.
+        let _ = send_pattern(&mut stalled, 7, 64 * MIB).await;
+    });
+
+    let mut busy = pair.gateway.open(Target::System { port: 2 }).await.unwrap();
+    within(120, "32 MiB beside a stalled stream", async {
+        send_pattern(&mut busy, 2, 32 * MIB).await.unwrap();
+        busy.shutdown().await.unwrap();
+        let mut reply = [0u8; 16];
+        busy.read_exact(&mut reply).await.unwrap();
+        assert_eq!(
+            u64::from_be_bytes(reply[..8].try_into().unwrap()),
+            32 * MIB as u64
+        );
+        assert_eq!(
+            u64::from_be_bytes(reply[8..].try_into().unwrap()),
+            expected_checksum(2, 32 * MIB).0
+        );
+    })
+    .await;
+
+    let stats = pair
+        .agent
+        .stream_stats(stalled_id)
+        .expect("stalled stream still open");
+    assert!(
+        stats.buffered <= cfg.stream_window,
+        "stalled stream buffered {} bytes",
+        stats.buffered
+    );
+    assert_eq!(
+        stats.buffered, cfg.stream_window,
+        "the stalled writer should have filled exactly its window"
+    );
+    assert!(
+        !writer.is_finished(),
+        "the stalled writer must be waiting for credit"
+    );
+    writer.abort();
+}
+
+#[tokio::test]
+async fn half_close_lets_the_peer_reply_after_eof() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let _agent = serve(pair.agent_incoming, |incoming| async move {
+        let mut stream = incoming.accept();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        assert_eq!(request, b"request");
+        stream.write_all(b"reply to request").await.unwrap();
+        stream.shutdown().await.unwrap();
+    });
+    let mut stream = pair
+        .gateway
+        .open(Target::System { port: 22 })
+        .await
+        .unwrap();
+    stream.write_all(b"request").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    within(10, "reply", stream.read_to_end(&mut reply))
+        .await
+        .unwrap();
+    assert_eq!(reply, b"reply to request");
+    assert!(
+        stream.write_all(b"late").await.is_err(),
+        "writing after shutdown fails"
+    );
+    drop(stream);
+    let (gateway, agent) = (pair.gateway.clone(), pair.agent.clone());
+    eventually("both sides forget the stream", || {
+        gateway.stream_count() == 0 && agent.stream_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusal_carries_code_and_reason_to_open() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let settings = SiteSettings {
+        remote_access: true,
+        own_ports: vec![22],
+        ..SiteSettings::default()
+    };
+    let _agent = serve(pair.agent_incoming, move |incoming| {
+        let verdict = settings.allows(incoming.target());
+        async move {
+            match verdict {
+                Ok(()) => drop(incoming.accept()),
+                Err(refusal) => incoming.refuse(refusal.code, &refusal.reason),
+            }
+        }
+    });
+    let err = pair
+        .gateway
+        .open(Target::Colocated {
+            ip: [10, 0, 0, 5].into(),
+            port: 3389,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        OpenError::Refused {
+            code: codes::REFUSE_POLICY,
+            reason: "Co-located Servers is disabled on this site".into()
+        }
+    );
+    assert_eq!(pair.gateway.stream_count(), 0);
+    assert!(pair.gateway.open(Target::System { port: 22 }).await.is_ok());
+}
+
+#[tokio::test]
+async fn losing_the_agent_fails_open_streams_promptly() {
+    // gateway <-> relay <-> agent, so that the "network" can be cut.
+    let (gw_io, relay_a) = tokio::io::duplex(PIPE);
+    let (mut relay_b, agent_io) = tokio::io::duplex(PIPE);
+    let relay = tokio::spawn(async move {
+        let mut relay_a = relay_a;
+        let _ = tokio::io::copy_bidirectional(&mut relay_a, &mut relay_b).await;
+    });
+    let (server, client) = ws_over(gw_io, agent_io).await;
+    let (gateway, _gi) = tunnel_proto::start(server, Role::Gateway, MuxConfig::default());
+    let (_agent, agent_incoming) = tunnel_proto::start(client, Role::Agent, MuxConfig::default());
+    let _serve = serve(agent_incoming, |incoming| async move {
+        let _stream = incoming.accept();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let mut stream = gateway.open(Target::System { port: 22 }).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 16];
+        let result = stream.read(&mut buf).await;
+        (result, stream)
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    relay.abort();
+
+    let (result, mut stream) = within(2, "read error after the agent died", reader)
+        .await
+        .unwrap();
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    assert_eq!(
+        stream.write_all(b"x").await.unwrap_err().kind(),
+        ErrorKind::BrokenPipe
+    );
+    let reason = within(2, "closed", gateway.closed()).await;
+    assert!(
+        matches!(reason, CloseReason::Io(_) | CloseReason::ConnectionLost),
+        "{reason:?}"
+    );
+    assert!(matches!(
+        gateway.open(Target::System { port: 22 }).await,
+        Err(OpenError::Closed(_))
+    ));
+}
+
+#[tokio::test]
+async fn silence_beyond_the_heartbeat_timeout_closes_the_session() {
+    let (server, _silent_client) = ws_pair().await;
+    let cfg = MuxConfig {
+        ping_interval: Duration::from_millis(50),
+        ping_timeout: Duration::from_millis(300),
+        ..MuxConfig::default()
+    };
+    let (gateway, _incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
+    let started = tokio::time::Instant::now();
+    let reason = within(5, "heartbeat timeout", gateway.closed()).await;
+    assert_eq!(reason, CloseReason::HeartbeatTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(gateway.is_closed());
+}
+
+#[tokio::test]
+async fn heartbeats_keep_an_idle_session_alive() {
+    let cfg = MuxConfig {
+        ping_interval: Duration::from_millis(50),
+        ping_timeout: Duration::from_millis(1000),
+        ..MuxConfig::default()
+    };
+    let pair = mux_pair(cfg).await;
+    // Several timeouts long: only the PINGs keep it alive.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(!pair.gateway.is_closed());
+    assert!(!pair.agent.is_closed());
+}
+
+#[tokio::test]
+async fn data_beyond_the_window_is_a_protocol_error() {
+    // A hand-written gateway that ignores flow control, against a real agent.
+    let (mut raw_gateway, client) = ws_pair().await;
+    let cfg = MuxConfig {
+        stream_window: 64 * 1024,
+        ..MuxConfig::default()
+    };
+    let (agent, mut incoming) = tunnel_proto::start(client, Role::Agent, cfg);
+
+    let mut msg = BytesMut::new();
+    frame::encode(
+        &Frame::Window {
+            stream: 0,
+            increment: 1 << 24,
+        },
+        &mut msg,
+    )
+    .unwrap();
+    frame::encode(
+        &Frame::Open {
+            stream: 1,
+            target: Target::System { port: 22 },
+        },
+        &mut msg,
+    )
+    .unwrap();
+    raw_gateway
+        .send(Message::Binary(msg.freeze()))
+        .await
+        .unwrap();
+    let Some(IncomingEvent::Stream(stream)) = within(5, "incoming", incoming.next()).await else {
+        panic!("no stream")
+    };
+    let _stream = stream.accept(); // accepted, and never read
+
+    let mut frames = Vec::new();
+    let accepted = within(5, "ACCEPT", async {
+        while let Some(Ok(Message::Binary(mut bytes))) = raw_gateway.next().await {
+            while let Ok(Some(f)) = frame::decode(&mut bytes) {
+                frames.push(f);
+            }
+            if frames.contains(&Frame::Accept { stream: 1 }) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(accepted);
+    for _ in 0..5 {
+        let mut msg = BytesMut::new();
+        frame::encode_data(1, &[0u8; 16 * 1024], &mut msg).unwrap();
+        raw_gateway
+            .send(Message::Binary(msg.freeze()))
+            .await
+            .unwrap();
+    }
+
+    let reason = within(5, "agent closes", agent.closed()).await;
+    assert!(
+        matches!(&reason, CloseReason::ProtocolError(text) if text.contains("window")),
+        "{reason:?}"
+    );
+    let goaway = within(5, "GOAWAY", async {
+        while let Some(Ok(msg)) = raw_gateway.next().await {
+            if let Message::Binary(mut bytes) = msg {
+                while let Ok(Some(f)) = frame::decode(&mut bytes) {
+                    if let Frame::GoAway { code, .. } = f {
+                        return Some(code);
+                    }
+                }
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(goaway, Some(codes::GOAWAY_FLOW_CONTROL_ERROR));
+}
+
+#[tokio::test]
+async fn control_messages_reach_the_other_side_both_ways() {
+    let mut pair = mux_pair(MuxConfig::default()).await;
+    let report = serde_json::json!({"type": "alarm", "text": "disk full"});
+    pair.agent.send_control(report.clone()).unwrap();
+    match within(5, "control at gateway", pair.gateway_incoming.next()).await {
+        Some(IncomingEvent::Control(v)) => assert_eq!(v, report),
+        other => panic!("unexpected {other:?}"),
+    }
+    let settings = serde_json::json!({"type": "settings_request"});
+    pair.gateway.send_control(settings.clone()).unwrap();
+    match within(5, "control at agent", pair.agent_incoming.next()).await {
+        Some(IncomingEvent::Control(v)) => assert_eq!(v, settings),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn close_sends_goaway_and_fails_streams() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let _agent = serve(pair.agent_incoming, |incoming| async move {
+        let mut stream = incoming.accept();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            stream.read(&mut buf).await.unwrap_err().kind(),
+            ErrorKind::ConnectionReset
+        );
+    });
+    let mut stream = pair
+        .gateway
+        .open(Target::System { port: 22 })
+        .await
+        .unwrap();
+    pair.gateway
+        .close(codes::GOAWAY_NO_ERROR, "gateway maintenance");
+    let peer_view = within(5, "agent sees GOAWAY", pair.agent.closed()).await;
+    assert_eq!(
+        peer_view,
+        CloseReason::PeerGoAway {
+            code: 0,
+            reason: "gateway maintenance".into()
+        }
+    );
+    assert_eq!(
+        pair.gateway.closed().await,
+        CloseReason::Local {
+            code: 0,
+            reason: "gateway maintenance".into()
+        }
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        stream.read(&mut buf).await.unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_stream_resets_it_for_the_peer() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let done_tx = std::sync::Mutex::new(Some(done_tx));
+    let _agent = serve(pair.agent_incoming, move |incoming| {
+        let done = done_tx.lock().unwrap().take();
+        async move {
+            let mut stream = incoming.accept();
+            let mut buf = [0u8; 8];
+            let result = stream.read(&mut buf).await;
+            if let Some(done) = done {
+                let _ = done.send(result.map_err(|e| e.kind()));
+            }
+        }
+    });
+    let stream = pair
+        .gateway
+        .open(Target::System { port: 22 })
+        .await
+        .unwrap();
+    drop(stream);
+    let result = within(5, "peer sees the reset", done_rx).await.unwrap();
+    assert_eq!(result, Err(ErrorKind::ConnectionReset));
+    let gateway = pair.gateway.clone();
+    eventually("stream gone", || gateway.stream_count() == 0).await;
+    assert!(
+        !pair.gateway.is_closed(),
+        "a reset ends the stream, not the session"
+    );
+}
+
+#[tokio::test]
+async fn abandoning_open_resets_the_stream_once_accepted() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let go_rx = std::sync::Mutex::new(Some(go_rx));
+    let _agent = serve(pair.agent_incoming, move |incoming| {
+        let go = go_rx.lock().unwrap().take();
+        async move {
+            if let Some(go) = go {
+                let _ = go.await;
+            }
+            let mut stream = incoming.accept();
+            let mut buf = [0u8; 1];
+            let _ = stream.read(&mut buf).await;
+        }
+    });
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        pair.gateway.open(Target::System { port: 22 }),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the agent had not answered yet");
+    go_tx.send(()).unwrap();
+    let (gateway, agent) = (pair.gateway.clone(), pair.agent.clone());
+    eventually("abandoned stream cleaned up", || {
+        gateway.stream_count() == 0 && agent.stream_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_every_handle_closes_the_session() {
+    let mut pair = mux_pair(MuxConfig::default()).await;
+    // One round trip first, so the agent is not still writing its opening
+    // frames when the gateway goes (it would then see a broken pipe).
+    pair.agent.send_control(serde_json::json!({})).unwrap();
+    within(5, "control", pair.gateway_incoming.next()).await;
+    let agent = pair.agent.clone();
+    drop(pair.gateway);
+    drop(pair.gateway_incoming);
+    let reason = within(5, "agent sees GOAWAY", agent.closed()).await;
+    assert!(
+        matches!(reason, CloseReason::PeerGoAway { code: 0, .. }),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn small_writes_are_coalesced_into_few_messages() {
+    // A real gateway against a hand-written agent that counts messages.
+    let (server, mut raw_agent) = ws_pair().await;
+    let (gateway, _incoming) = tunnel_proto::start(server, Role::Gateway, MuxConfig::default());
+    let mut grant = BytesMut::new();
+    frame::encode(
+        &Frame::Window {
+            stream: 0,
+            increment: 1 << 24,
+        },
+        &mut grant,
+    )
+    .unwrap();
+    raw_agent
+        .send(Message::Binary(grant.freeze()))
+        .await
+        .unwrap();
+
+    let open = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.open(Target::System { port: 22 }).await }
+    });
+    let id = within(5, "OPEN", async {
+        while let Some(Ok(Message::Binary(mut bytes))) = raw_agent.next().await {
+            while let Ok(Some(f)) = frame::decode(&mut bytes) {
+                if let Frame::Open { stream, .. } = f {
+                    return stream;
+                }
+            }
+        }
+        panic!("no OPEN")
+    })
+    .await;
+    let mut answer = BytesMut::new();
+    frame::encode(&Frame::Accept { stream: id }, &mut answer).unwrap();
+    frame::encode(
+        &Frame::Window {
+            stream: id,
+            increment: 1 << 22,
+        },
+        &mut answer,
+    )
+    .unwrap();
+    raw_agent
+        .send(Message::Binary(answer.freeze()))
+        .await
+        .unwrap();
+    let mut stream = open.await.unwrap().unwrap();
+
+    for i in 0..100u8 {
+        stream.write_all(&[i; 10]).await.unwrap();
+    }
+    let (mut data, mut messages) = (Vec::new(), 0);
+    within(5, "1000 bytes", async {
+        while data.len() < 1000 {
+            let Some(Ok(Message::Binary(mut bytes))) = raw_agent.next().await else {
+                panic!("stream ended")
+            };
+            let mut had_data = false;
+            while let Ok(Some(f)) = frame::decode(&mut bytes) {
+                if let Frame::Data { payload, .. } = f {
+                    data.extend_from_slice(&payload);
+                    had_data = true;
+                }
+            }
+            messages += usize::from(had_data);
+        }
+    })
+    .await;
+    assert_eq!(data, (0..100u8).flat_map(|i| [i; 10]).collect::<Vec<_>>());
+    assert!(
+        messages <= 2,
+        "100 small writes went out in {messages} messages"
+    );
+}
+
+#[tokio::test]
+async fn open_beyond_max_streams_fails_locally() {
+    let pair = mux_pair(MuxConfig {
+        max_streams: 2,
+        ..MuxConfig::default()
+    })
+    .await;
+    let _agent = serve(pair.agent_incoming, |incoming| async move {
+        let _stream = incoming.accept();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let _a = pair.gateway.open(Target::System { port: 1 }).await.unwrap();
+    let _b = pair.gateway.open(Target::System { port: 2 }).await.unwrap();
+    assert_eq!(
+        pair.gateway
+            .open(Target::System { port: 3 })
+            .await
+            .unwrap_err(),
+        OpenError::TooManyStreams
+    );
+}
+
+#[test]
+fn handles_and_streams_can_move_between_tasks() {
+    fn assert_movable<T: Send + Sync + Unpin + 'static>() {}
+    fn assert_send<T: Send + Unpin + 'static>() {}
+    assert_movable::<tunnel_proto::MuxHandle>();
+    assert_send::<tunnel_proto::MuxStream>();
+    assert_send::<tunnel_proto::Incoming>();
+    assert_send::<tunnel_proto::IncomingStream>();
+}
