@@ -39,8 +39,9 @@ pub struct Site {
     pub connected_at: SystemTime,
 }
 
-/// GOAWAY code sent to a session replaced by a newer one for the same system.
-pub const GOAWAY_REPLACED: u32 = 1;
+/// GOAWAY code sent to a session replaced by a newer one for the same system
+/// (above tunnel-proto's own codes, which are below 0x100).
+pub const GOAWAY_REPLACED: u32 = 0x100;
 
 #[derive(Default)]
 pub struct Hub {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
@@ -142,6 +143,20 @@ impl Agent {
         let (ws, welcome) = tokio::time::timeout(self.connect_timeout(), self.connect())
             .await
             .map_err(|_| AgentError::Timeout)??;
+        tracing::info!(gateway = %self.url, via_proxy = self.proxy.is_some(), "connected");
+        Ok(self.serve_session(ws, &welcome).await)
+    }
+
+    /// Serves comgate's stream requests over an established, welcomed
+    /// websocket until the session ends.
+    pub async fn serve_session<S>(
+        self: Arc<Self>,
+        ws: WebSocketStream<S>,
+        welcome: &Welcome,
+    ) -> CloseReason
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         // The gateway sets the heartbeat pace for both sides.
         let beat = Duration::from_millis(welcome.heartbeat_ms.max(100));
         let cfg = MuxConfig {
@@ -150,7 +165,6 @@ impl Agent {
             ..MuxConfig::default()
         };
         let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
-        tracing::info!(gateway = %self.url, via_proxy = self.proxy.is_some(), "connected");
         let serve = async {
             while let Some(event) = incoming.next().await {
                 match event {
@@ -165,7 +179,7 @@ impl Agent {
             }
         };
         let (reason, ()) = tokio::join!(mux.closed(), serve);
-        Ok(reason)
+        reason
     }
 
     /// TCP (possibly through the site's proxy) → TLS → websocket → hello.
@@ -262,5 +276,138 @@ impl Agent {
             outcome = %out.end.label(),
             "stream closed"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tunnel_proto::mux::{MuxHandle, OpenError};
+
+    fn agent_config(
+        remote_access: bool,
+        colocated: bool,
+        tunnels: Vec<crate::config::TunnelEntry>,
+    ) -> AgentConfig {
+        let text = format!(
+            "gateway = \"wss://127.0.0.1:1\"\ncustomer = \"12345\"\nsystem = \"ipo1\"\nsecret = \"s\"\n\
+             remote_access = {remote_access}\ncolocated_servers = {colocated}\n"
+        );
+        let mut cfg: AgentConfig = toml::from_str(&text).unwrap();
+        cfg.tunnels = tunnels;
+        cfg.validate().unwrap();
+        cfg
+    }
+
+    /// The agent behind an in-memory websocket; the returned handle plays
+    /// the gateway and may ask for anything, bypassing the gateway's checks.
+    async fn gateway_side(cfg: AgentConfig) -> (MuxHandle, tunnel_proto::mux::Incoming) {
+        let agent = Agent::new(cfg).unwrap();
+        let (a, b) = tokio::io::duplex(256 * 1024);
+        let server = tokio::spawn(tokio_tungstenite::accept_async(a));
+        let (ws, _) = tokio_tungstenite::client_async("ws://agent.test/agent/v1", b)
+            .await
+            .unwrap();
+        let gw_ws = server.await.unwrap().unwrap();
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            heartbeat_ms: 10_000,
+        };
+        tokio::spawn(async move { agent.serve_session(ws, &welcome).await });
+        // The caller keeps the Incoming alive: dropping every handle ends the session.
+        mux::start(gw_ws, Role::Gateway, MuxConfig::default())
+    }
+
+    async fn refusal(h: &MuxHandle, target: Target) -> (u8, String) {
+        match h.open(target).await {
+            Err(OpenError::Refused { code, reason }) => (code, reason),
+            Err(e) => panic!("expected a refusal, got {e}"),
+            Ok(_) => panic!("expected a refusal, the stream opened"),
+        }
+    }
+
+    #[tokio::test]
+    async fn agent_refuses_what_its_settings_forbid_even_if_asked_directly() {
+        let ip: std::net::Ipv4Addr = "127.0.0.5".parse().unwrap();
+        let listed = crate::config::TunnelEntry {
+            application: "RDP".into(),
+            server_ip: ip,
+            server_port: 3389,
+        };
+        // Remote Access off: nothing at all.
+        let (h, _incoming) = gateway_side(agent_config(false, true, vec![listed.clone()])).await;
+        let (code, reason) = refusal(&h, Target::System { port: 22 }).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        assert!(reason.contains("Remote Access"), "{reason}");
+        // Co-located Servers off: the listed tunnel is still refused.
+        let (h, _incoming) = gateway_side(agent_config(true, false, vec![listed.clone()])).await;
+        let (code, reason) = refusal(&h, Target::Colocated { ip, port: 3389 }).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        assert!(reason.contains("Co-located"), "{reason}");
+        // A port or address not listed as a tunnel.
+        let (h, _incoming) = gateway_side(agent_config(true, true, vec![listed])).await;
+        let (code, _) = refusal(&h, Target::Colocated { ip, port: 3390 }).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        let (code, _) = refusal(
+            &h,
+            Target::Colocated {
+                ip: "127.0.0.6".parse().unwrap(),
+                port: 3389,
+            },
+        )
+        .await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        // An own port that is not one of the system's services.
+        let (code, _) = refusal(&h, Target::System { port: 25 }).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+    }
+
+    #[tokio::test]
+    async fn agent_dials_allowed_targets_and_reports_unreachable_ones() {
+        let listener = TcpListener::bind("127.0.0.5:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+        });
+        let listed = crate::config::TunnelEntry {
+            application: "echo".into(),
+            server_ip: "127.0.0.5".parse().unwrap(),
+            server_port: addr.port(),
+        };
+        // A listed tunnel whose port nobody listens on, on another address.
+        let closed = TcpListener::bind("127.0.0.7:0").await.unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let dead = crate::config::TunnelEntry {
+            application: "dead".into(),
+            server_ip: "127.0.0.7".parse().unwrap(),
+            server_port: closed_port,
+        };
+        let (h, _incoming) = gateway_side(agent_config(true, true, vec![listed, dead])).await;
+        let mut s = h
+            .open(Target::Colocated {
+                ip: "127.0.0.5".parse().unwrap(),
+                port: addr.port(),
+            })
+            .await
+            .unwrap();
+        s.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+        let (code, _) = refusal(
+            &h,
+            Target::Colocated {
+                ip: "127.0.0.7".parse().unwrap(),
+                port: closed_port,
+            },
+        )
+        .await;
+        assert_eq!(code, codes::REFUSE_UNREACHABLE);
     }
 }
