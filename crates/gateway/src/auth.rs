@@ -52,12 +52,38 @@ pub struct Authenticator {
     by_account: DefaultKeyedRateLimiter<String>,
     blocked_addresses: DashMap<IpAddr, Instant>,
     blocked_accounts: DashMap<String, Instant>,
+    limits: FailureLimits,
 }
 
+/// Records one failure for `key`; returns how long to block if this one
+/// exhausted the allowance.
+fn trip<K>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+    burst: u32,
+    per_minute: u32,
+) -> Option<Duration>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    if burst <= 1 {
+        // Every failure blocks for one replenish interval.
+        return Some(Duration::from_secs(60) / per_minute.max(1));
+    }
+    limiter
+        .check_key(key)
+        .err()
+        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+/// The quota that trips on the `burst`-th failure. Failures are counted
+/// after the fact (`check_key` on each failure), and governor admits `burst`
+/// cells before refusing, so the bucket holds one cell less than the number
+/// of failures allowed (a burst of 1 is handled by [`trip`]).
 fn quota(per_minute: u32, burst: u32) -> Quota {
     let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(per_minute).allow_burst(burst)
+    let cells = NonZeroU32::new(burst.saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(cells)
 }
 
 impl Authenticator {
@@ -78,6 +104,7 @@ impl Authenticator {
             )),
             blocked_addresses: DashMap::new(),
             blocked_accounts: DashMap::new(),
+            limits,
         })
     }
 
@@ -157,16 +184,24 @@ impl Authenticator {
 
     /// Counts a failure; trips the block when a quota is exhausted.
     fn failed(&self, peer: IpAddr, username: Option<&str>) {
-        let clock = DefaultClock::default();
-        if let Err(not_until) = self.by_address.check_key(&peer) {
-            let wait = not_until.wait_time_from(clock.now());
+        let l = self.limits;
+        if let Some(wait) = trip(
+            &self.by_address,
+            &peer,
+            l.per_address_burst,
+            l.per_address_per_minute,
+        ) {
             tracing::warn!(%peer, wait_s = wait.as_secs(), "too many failed proxy logins from address");
             self.blocked_addresses.insert(peer, Instant::now() + wait);
         }
         if let Some(user) = username {
             let key = user.to_owned();
-            if let Err(not_until) = self.by_account.check_key(&key) {
-                let wait = not_until.wait_time_from(clock.now());
+            if let Some(wait) = trip(
+                &self.by_account,
+                &key,
+                l.per_account_burst,
+                l.per_account_per_minute,
+            ) {
                 tracing::warn!(
                     account = user,
                     wait_s = wait.as_secs(),

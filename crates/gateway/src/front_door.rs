@@ -33,7 +33,7 @@ use crate::auth::Authenticator;
 use crate::config::GatewaySection;
 use crate::connect_head::{parse_head, HeadError, HeadParse, RequestHead};
 use crate::hub::{Hub, SiteKey};
-use crate::maint_host::{parse_maint_authority, MaintHostError};
+use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayLimits};
 
@@ -193,6 +193,7 @@ impl FrontDoor {
         let maint = parse_maint_authority(&head.target, &self.domain).map_err(|e| {
             let r = match e {
                 MaintHostError::NotMaintDomain => Refusal::NotMaintAddress,
+                _ if !is_under_maint_domain(&head.target, &self.domain) => Refusal::NotMaintAddress,
                 other => Refusal::BadMaintAddress(other.to_string()),
             };
             (r, None)

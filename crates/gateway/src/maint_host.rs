@@ -274,6 +274,22 @@ pub fn parse_maint_host(host: &str, domain: &str) -> Result<MaintHost, MaintHost
     })
 }
 
+/// Whether a request target names something under `.maint.<domain>` at all,
+/// however malformed the rest. The front door answers a malformed maint
+/// address with 400 and anything else (other domains, IP literals, IPv6)
+/// with 403: comgate only serves its own maint names.
+pub fn is_under_maint_domain(authority: &str, domain: &str) -> bool {
+    if authority.contains('[') || authority.contains(']') {
+        return false;
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, _port)) => host,
+        None => authority,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.is_ascii() && strip_maint_suffix(host, domain).is_some()
+}
+
 /// Returns what precedes `.maint.<domain>` in `host` (possibly empty), or
 /// `None` if `host` does not end with exactly that suffix. `host` is ASCII.
 fn strip_maint_suffix<'h>(host: &'h str, domain: &str) -> Option<&'h str> {
@@ -351,6 +367,34 @@ impl fmt::Display for MaintHost {
             write!(f, "-{ip}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod under_domain_tests {
+    use super::is_under_maint_domain;
+
+    #[test]
+    fn only_names_under_the_maint_domain_count() {
+        let d = "example.com";
+        for yes in [
+            "12345.maint.example.com:22",
+            "-x.maint.example.com:22",
+            "a%41.maint.example.com",
+            "12345.MAINT.example.com.:22",
+        ] {
+            assert!(is_under_maint_domain(yes, d), "{yes}");
+        }
+        for no in [
+            "[::1]:22",
+            "127.0.0.1:22",
+            "evil.test:443",
+            "maint.example.com:22",
+            "x.maint.example.com.evil:22",
+            "évil.maint.example.com",
+        ] {
+            assert!(!is_under_maint_domain(no, d), "{no}");
+        }
     }
 }
 

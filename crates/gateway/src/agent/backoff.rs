@@ -32,6 +32,11 @@ impl Backoff {
         half + Duration::from_millis(jitter_ms)
     }
 
+    /// Jumps to the cap: the next delays are the longest.
+    pub fn saturate(&mut self) {
+        self.current = self.max;
+    }
+
     pub fn reset(&mut self) {
         self.current = self.initial;
     }

@@ -25,6 +25,7 @@ use tunnel_proto::mux::{self, CloseReason, IncomingEvent, IncomingStream, MuxCon
 use tunnel_proto::Target;
 
 use crate::config::AgentConfig;
+use crate::hub::GOAWAY_REPLACED;
 use crate::relay::{relay, RelayLimits};
 use backoff::Backoff;
 use gateway_url::GatewayUrl;
@@ -120,8 +121,15 @@ impl Agent {
             loop {
                 let started = Instant::now();
                 match self.clone().session().await {
+                    Ok(CloseReason::PeerGoAway { code, .. }) if code == GOAWAY_REPLACED => {
+                        // Another agent now serves this system. Two live agents
+                        // for one system would otherwise take turns every few
+                        // hundred milliseconds; retry at the slowest pace.
+                        tracing::warn!("another agent for this system connected to comgate and replaced this one");
+                        backoff.saturate();
+                    }
                     Ok(reason) => {
-                        tracing::warn!(?reason, "session with comgate ended");
+                        tracing::warn!(%reason, "session with comgate ended");
                         // A session that stayed up a while starts the delays over.
                         if started.elapsed() > Duration::from_secs(30) {
                             backoff.reset();

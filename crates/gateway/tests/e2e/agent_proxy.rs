@@ -3,10 +3,14 @@
 
 use anyhow::ensure;
 
+use crate::support::comgate::Agent;
+use crate::support::files::echo_roundtrip;
 use crate::support::proxytunnel::NameMode;
 use crate::support::site::{SshSite, Tenant};
+use crate::support::targets::{echo, lo};
 use crate::support::tinyproxy::Tinyproxy;
-use crate::support::{run, secs, Harness};
+use crate::support::tools::require_unshare;
+use crate::support::{run, secs, Harness, DOMAIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agent_behind_tinyproxy_with_basic_auth_connects_and_serves_ssh() {
@@ -33,6 +37,49 @@ async fn agent_behind_tinyproxy_with_basic_auth_connects_and_serves_ssh() {
             "ssh output missing:\n{}",
             out.describe()
         );
+        Ok(())
+    })
+    .await;
+}
+
+/// A site behind a proxy usually has no outside DNS: the agent must hand the gateway's
+/// name to the proxy (CONNECT host:port) rather than resolve it itself. Here only
+/// tinyproxy can resolve `admin.example.test` (a name the generated certificate carries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_behind_proxy_reaches_gateway_by_a_name_only_the_proxy_resolves() {
+    run(|h: Harness| async move {
+        require_tools!("tinyproxy", "unshare");
+        if !require_unshare()? {
+            return Ok(());
+        }
+        let server = echo(lo(5), 0).await?;
+        let tenant = Tenant::start(&h).await?;
+        let name = format!("admin.{DOMAIN}");
+        let tp = Tinyproxy::start_with_hosts(
+            &h,
+            "siteproxy",
+            "Pr0xyPass",
+            &[tenant.gw.agent_port],
+            &[(name.as_str(), "127.0.0.1")],
+        )
+        .await?;
+        let mut cfg = tenant
+            .agent_config()
+            .tunnel("RDP", server.addr)
+            .proxy(&tp.url());
+        cfg.gateway_url = Some(format!("wss://{name}:{}", tenant.gw.agent_port));
+        let _agent = Agent::start(&tenant.gw, &cfg).await?;
+        let connect_line = format!("CONNECT {name}:{}", tenant.gw.agent_port);
+        ensure!(
+            tp.log_text().contains(&connect_line),
+            "tinyproxy's log shows no `{connect_line}`:\n{}",
+            tp.log_text()
+        );
+        let reply = tenant
+            .front
+            .open(&Tenant::colocated(server.addr), &tenant.creds)
+            .await?;
+        echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(20)).await?;
         Ok(())
     })
     .await;

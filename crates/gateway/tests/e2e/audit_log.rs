@@ -98,7 +98,6 @@ async fn logs_never_contain_passwords_or_agent_secrets() {
         // An agent with a wrong secret is refused (and must not log what it tried).
         let bad_secret = "BadSecret-Leak-Check-0123456789";
         let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
-        cfg.system = "ipo1".to_string();
         cfg.secret = bad_secret.to_string();
         let mut bad_agent = Agent::spawn_only(&tenant.gw, &cfg)?;
         tokio::time::sleep(secs(2)).await;

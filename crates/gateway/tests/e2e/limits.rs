@@ -196,7 +196,7 @@ async fn auth_failure_burst_refuses_even_correct_credentials_until_window_passes
             Some(r) => {
                 ensure!(
                     r.response.status == 429,
-                    "after {BURST} failures a correct attempt got {} (want 429 or a refusal)",
+                    "after {BURST} failed attempts (auth_failure_burst = {BURST}) a correct attempt got {} (want 429 or a refusal)",
                     r.response.summary()
                 );
                 eprintln!("after the burst: {}", r.response.summary());

@@ -13,7 +13,7 @@ use crate::support::maint_name;
 use crate::support::ports::free_port;
 use crate::support::site::{Tenant, CUSTOMER, SYSTEM};
 use crate::support::targets::{counting, echo, greeter, lo, Target};
-use crate::support::{millis, run, secs, Harness};
+use crate::support::{millis, run, secs, Harness, DOMAIN};
 
 /// The anonymous refusal every unknown customer gets (reason-less by design).
 async fn anonymous_refusal(tenant: &Tenant) -> Result<Response> {
@@ -45,6 +45,35 @@ fn check_reasoned_403(what: &str, got: &Response, anonymous: &Response) -> Resul
         got.summary()
     );
     eprintln!("{what}: {}", got.summary());
+    Ok(())
+}
+
+/// Whether `log` mentions `token` (a port or an IP) on its own, not inside a longer
+/// number (such as a timestamp's fraction).
+fn mentions(log: &str, token: &str) -> bool {
+    let bytes = log.as_bytes();
+    log.match_indices(token).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + token.len()).copied();
+        !before.is_some_and(|b| b.is_ascii_digit()) && !after.is_some_and(|b| b.is_ascii_digit())
+    })
+}
+
+/// The gateway refused on its own, without opening a stream: the agent never heard of
+/// the refused addresses (IPs or ports). Only meaningful when the agent logs the streams
+/// it does get (checked with `served`); otherwise says so and checks nothing.
+fn agent_never_heard_of(agent: &Agent, served: &str, refused: &[String]) -> Result<()> {
+    let log = agent.log_text();
+    if !mentions(&log, served) {
+        eprintln!("note: the agent does not log its streams' targets; cannot tell from its log whether streams were opened");
+        return Ok(());
+    }
+    for token in refused {
+        ensure!(
+            !mentions(&log, token),
+            "the agent's log mentions refused {token}: the gateway opened a stream instead of refusing by itself"
+        );
+    }
     Ok(())
 }
 
@@ -126,13 +155,13 @@ async fn colocated_address_not_in_tunnel_list_is_refused_at_gateway_and_never_di
         let unmapped_own = counting(lo(1), free_port()).await?;
         let tenant = Tenant::start(&h).await?;
         let gw = &tenant.gw;
-        let _agent = Agent::start(gw, &tenant.agent_config().tunnel("RDP", listed.addr)).await?;
+        let agent = Agent::start(gw, &tenant.agent_config().tunnel("RDP", listed.addr)).await?;
         // sec1 lists the same tunnel but has Co-located Servers off.
         let secret = gw.system(CUSTOMER, "sec1", false).await?;
         let cfg_sec1 = AgentConfig::new(CUSTOMER, "sec1", &secret)
             .colocated_servers(false)
             .tunnel("RDP", listed.addr);
-        let _agent_sec1 = Agent::start(gw, &cfg_sec1).await?;
+        let agent_sec1 = Agent::start(gw, &cfg_sec1).await?;
 
         // Sanity: the listed tunnel works.
         let ok = tenant
@@ -173,6 +202,21 @@ async fn colocated_address_not_in_tunnel_list_is_refused_at_gateway_and_never_di
             "the listed server was dialed {} times (once expected, by the sanity check)",
             listed.accepted()
         );
+        agent_never_heard_of(
+            &agent,
+            &listed.port().to_string(),
+            &[
+                other_ip.ip(),
+                other_port.port().to_string(),
+                unmapped_own.port().to_string(),
+            ],
+        )?;
+        let sec1_log = agent_sec1.log_text();
+        ensure!(
+            !mentions(&sec1_log, &listed.port().to_string()),
+            "sec1's agent was asked for {} although its Co-located Servers is off",
+            listed.addr
+        );
         Ok(())
     })
     .await;
@@ -201,15 +245,20 @@ async fn host_outside_maint_domain_gets_403_and_nothing_is_dialed() {
             format!("{CUSTOMER}-{SYSTEM}-127.0.0.1.maint.example.org:{port}"),
             format!("{CUSTOMER}.evilmaint.example.test:{port}"),
         ];
+        let mut wrong = Vec::new();
         for target in &targets {
             let r = tenant.front.status_of(target, Some(&tenant.creds)).await?;
-            ensure!(
-                r.status == 403,
-                "CONNECT {target}: expected 403, got {}",
-                r.summary()
-            );
+            if r.status != 403 {
+                wrong.push(format!("CONNECT {target}: {}", r.summary()));
+            }
         }
-        never_dialed(&[("127.0.0.1 listener", &local)]).await
+        never_dialed(&[("127.0.0.1 listener", &local)]).await?;
+        ensure!(
+            wrong.is_empty(),
+            "expected 403 for every host outside .maint.{DOMAIN}, got:\n{}",
+            wrong.join("\n")
+        );
+        Ok(())
     })
     .await;
 }

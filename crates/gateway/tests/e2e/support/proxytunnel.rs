@@ -81,6 +81,14 @@ impl ProxyTunnel {
     ) -> Result<ProxyTunnel> {
         let real = tools::path_of("proxytunnel")?;
         let bin_dir = h.subdir("bin")?;
+        let mode = if mode == NameMode::Ns && !tools::can_unshare_mount() {
+            eprintln!(
+                "note: `unshare -m` not permitted; proxytunnel uses --proxy=127.0.0.1:{port}"
+            );
+            NameMode::Ip
+        } else {
+            mode
+        };
         let proxy = match mode {
             NameMode::Ip => format!("127.0.0.1:{port}"),
             NameMode::Ns => {

@@ -2,6 +2,8 @@
 //! customer 12345 (distributor X as provider) and primary system ipo1; optionally an
 //! sshd behind ipo1's agent and the ssh clients that reach it.
 
+use std::net::SocketAddr;
+
 use anyhow::Result;
 
 use super::comgate::{Agent, AgentConfig, Gateway, GatewayOptions};
@@ -11,7 +13,6 @@ use super::maint_name;
 use super::proxytunnel::{NameMode, ProxyTunnel};
 use super::ssh::SshClients;
 use super::sshd::Sshd;
-use std::net::SocketAddr;
 
 pub const CUSTOMER: &str = "12345";
 pub const SYSTEM: &str = "ipo1";

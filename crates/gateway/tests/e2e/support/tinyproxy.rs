@@ -29,6 +29,19 @@ impl Tinyproxy {
         pass: &str,
         connect_ports: &[u16],
     ) -> Result<Tinyproxy> {
+        Self::start_with_hosts(h, user, pass, connect_ports, &[]).await
+    }
+
+    /// Like [`Tinyproxy::start`]; with `hosts` (name, address) non-empty, tinyproxy runs
+    /// in a private mount namespace whose `/etc/hosts` has those lines: names only the
+    /// proxy can resolve, as for a site whose LAN has no outside DNS.
+    pub async fn start_with_hosts(
+        h: &Harness,
+        user: &str,
+        pass: &str,
+        connect_ports: &[u16],
+        hosts: &[(&str, &str)],
+    ) -> Result<Tinyproxy> {
         let dir = h.subdir("tinyproxy")?;
         let port = free_port();
         let log = dir.join("tinyproxy.log");
@@ -48,7 +61,27 @@ impl Tinyproxy {
         }
         let conf_path = dir.join("tinyproxy.conf");
         std::fs::write(&conf_path, conf)?;
-        let mut cmd = std::process::Command::new(tools::path_of("tinyproxy")?);
+        let tinyproxy = tools::path_of("tinyproxy")?;
+        let mut cmd = if hosts.is_empty() {
+            std::process::Command::new(&tinyproxy)
+        } else {
+            let hosts_file = dir.join("hosts");
+            let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            for (name, addr) in hosts {
+                text.push_str(&format!("{addr} {name}\n"));
+            }
+            std::fs::write(&hosts_file, text)?;
+            // unshare and sh both exec: the pid stays tinyproxy's.
+            let mut cmd = std::process::Command::new(tools::path_of("unshare")?);
+            cmd.args(["-m", "--", "/bin/sh", "-c"])
+                .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+                .arg(&hosts_file)
+                .arg(&tinyproxy);
+            cmd
+        };
         cmd.arg("-d").arg("-c").arg(&conf_path);
         let mut proc = Proc::spawn("tinyproxy", cmd, &dir.join("tinyproxy-stderr.log"))?;
         net::wait_proc_listens(&mut proc, port, Duration::from_secs(15)).await?;

@@ -53,3 +53,35 @@ pub fn require(programs: &[&str]) -> Result<bool> {
     eprintln!("skipped: {list} not installed ({test})");
     Ok(false)
 }
+
+/// Whether this process may create a private mount namespace (`unshare -m`, root):
+/// needed to give proxytunnel or tinyproxy an `/etc/hosts` of their own.
+pub fn can_unshare_mount() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        find("unshare").is_some_and(|unshare| {
+            std::process::Command::new(unshare)
+                .args(["-m", "true"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    })
+}
+
+/// Like [`require`] for the ability to run `unshare -m` (root).
+pub fn require_unshare() -> Result<bool> {
+    if can_unshare_mount() {
+        return Ok(true);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        bail!("CI=true and `unshare -m` is not permitted (run the tests as root)");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    eprintln!("skipped: `unshare -m` not permitted, run as root ({test})");
+    Ok(false)
+}
