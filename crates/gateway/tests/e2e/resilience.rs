@@ -152,3 +152,67 @@ async fn agent_reconnects_by_itself_after_comgate_restart() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn second_agent_for_the_same_system_replaces_the_first_cleanly() {
+    run(|h: Harness| async move {
+        // Each agent lists a different tunnel, so the gateway's answers show
+        // whose settings (and so whose session) are in force.
+        let first_target = echo(lo(11), 0).await?;
+        let second_target = echo(lo(12), 0).await?;
+        let tenant = Tenant::start(&h).await?;
+        let first = Agent::start(
+            &tenant.gw,
+            &tenant.agent_config().tunnel("RDP", first_target.addr),
+        )
+        .await?;
+        let via_first = Tenant::colocated(first_target.addr);
+        let via_second = Tenant::colocated(second_target.addr);
+        roundtrip(&tenant.front, &via_first, &tenant.creds).await?;
+        // A tunnel open through the first agent when it is replaced.
+        let open = tenant.front.open(&via_first, &tenant.creds).await?;
+
+        let mut second = Agent::start(
+            &tenant.gw,
+            &tenant.agent_config().tunnel("SSH", second_target.addr),
+        )
+        .await?;
+        retry(secs(10), || {
+            roundtrip(&tenant.front, &via_second, &tenant.creds)
+        })
+        .await
+        .context("the second agent's tunnel did not work")?;
+        let refused = tenant
+            .front
+            .status_of(&via_first, Some(&tenant.creds))
+            .await?;
+        ensure!(
+            refused.status == 403,
+            "the first agent's tunnel should be gone with its session, got {}",
+            refused.summary()
+        );
+
+        // The old session is closed: its open tunnel ends.
+        let mut stream = open.stream;
+        let mut buf = [0u8; 16];
+        let ended = tokio::time::timeout(secs(5), stream.read(&mut buf)).await;
+        ensure!(
+            matches!(ended, Ok(Ok(0)) | Ok(Err(_))),
+            "the tunnel through the replaced agent stayed open: {ended:?}"
+        );
+        ensure!(
+            first.log_text().contains("replaced"),
+            "the first agent did not log that it was replaced:\n{}",
+            first.log_text()
+        );
+
+        // The replaced agent backs off instead of taking the system back at once.
+        tokio::time::sleep(secs(3)).await;
+        roundtrip(&tenant.front, &via_second, &tenant.creds)
+            .await
+            .context("the replaced agent took the system back within seconds")?;
+        ensure!(second.is_running(), "the second agent exited");
+        Ok(())
+    })
+    .await;
+}
