@@ -8,17 +8,29 @@
 //! function with a typed error; [`refusal`] maps those errors to HTTP
 //! statuses in one place.
 
+#[cfg(feature = "server")]
 pub mod agent;
+#[cfg(feature = "server")]
 pub mod agent_listener;
+#[cfg(feature = "server")]
 pub mod audit;
+#[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod connect_head;
+#[cfg(feature = "server")]
 pub mod demo;
+#[cfg(feature = "server")]
 pub mod front_door;
+#[cfg(feature = "server")]
 pub mod hub;
 pub mod maint_host;
+#[cfg(feature = "server")]
 pub mod refusal;
+#[cfg(feature = "server")]
 pub mod relay;
+#[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
 pub mod tls;

@@ -99,3 +99,15 @@ proptest! {
         tunnel_proto::fuzz_session(&buf);
     }
 }
+
+/// Found by the `tunnel_session` fuzz target: a connection WINDOW beyond
+/// 2^31-1 was reported as a protocol error but left applied, so the dead
+/// session's accounting was inconsistent.
+#[test]
+fn oversized_connection_window_is_refused_without_being_applied() {
+    let message = [
+        0x00, 0x00, 0x04, 0x05, 0x03, 0x00, 0x00, 0x00, 0x00, 0xc7, 0x03, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00,
+    ];
+    tunnel_proto::fuzz_session(&message);
+}

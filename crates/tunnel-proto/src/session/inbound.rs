@@ -183,21 +183,25 @@ impl Session {
         if increment == 0 {
             return Err(ProtocolError::ZeroIncrement(stream));
         }
+        // Checked before it is applied: a session that reports a protocol
+        // error must still hold consistent accounting.
         if stream == 0 {
-            self.send_credit += u64::from(increment);
-            if self.send_credit > u64::from(MAX_WINDOW) {
+            let credit = self.send_credit + u64::from(increment);
+            if credit > u64::from(MAX_WINDOW) {
                 return Err(ProtocolError::WindowOverflow(0));
             }
+            self.send_credit = credit;
             self.events.push_back(Event::ConnectionWritable);
             return Ok(());
         }
         let Some(s) = self.streams.get_mut(&stream) else {
             return self.check_gone(stream);
         };
-        s.send_credit += u64::from(increment);
-        if s.send_credit > u64::from(MAX_WINDOW) {
+        let credit = s.send_credit + u64::from(increment);
+        if credit > u64::from(MAX_WINDOW) {
             return Err(ProtocolError::WindowOverflow(stream));
         }
+        s.send_credit = credit;
         if s.state == StreamState::Open && !s.sent_fin {
             self.events.push_back(Event::Writable { id: stream });
         }
