@@ -132,3 +132,67 @@ async fn curl_without_credentials_gets_407() {
     })
     .await;
 }
+
+/// Chromium sends its first CONNECT without credentials and, after a 407 that
+/// carries `Content-Length` and keeps the connection, retries with them on the
+/// same connection (CLIENTS.md, gotcha 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_retry_with_credentials_on_the_same_connection_after_407_works() {
+    use crate::support::connect::{connect_head, read_answer};
+    use crate::support::files::echo_roundtrip;
+    use crate::support::targets::{echo, lo};
+    use anyhow::Context as _;
+    use tokio::io::AsyncWriteExt;
+    run(|h: Harness| async move {
+        let server = echo(lo(13), 0).await?;
+        let tenant = Tenant::start(&h).await?;
+        let _agent = Agent::start(
+            &tenant.gw,
+            &tenant.agent_config().tunnel("HTTPS", server.addr),
+        )
+        .await?;
+        let target = Tenant::colocated(server.addr);
+
+        let mut tls = tenant.front.tls().await?;
+        tls.write_all(connect_head(&target, None).as_bytes())
+            .await?;
+        let first = read_answer(tls)
+            .await?
+            .context("no answer to the first CONNECT")?;
+        check_challenge(&first.response)?;
+        ensure!(
+            first.response.header("content-length").is_some(),
+            "a 407 meant to keep the connection needs Content-Length: {}",
+            first.response.summary()
+        );
+        ensure!(
+            !first
+                .response
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            "the 407 closed the connection: {}",
+            first.response.summary()
+        );
+
+        let mut tls = first.stream;
+        tls.write_all(connect_head(&target, Some(&tenant.creds)).as_bytes())
+            .await?;
+        let second = read_answer(tls)
+            .await?
+            .context("no answer to the retried CONNECT")?;
+        ensure!(
+            second.response.status == 200,
+            "the retry on the same connection got {}",
+            second.response.summary()
+        );
+        echo_roundtrip(
+            second.stream,
+            second.early,
+            64 * 1024,
+            crate::support::secs(10),
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+}
