@@ -30,6 +30,7 @@ mod agent_proxy;
 mod audit_log;
 mod concurrency;
 mod curl;
+mod demo;
 mod isolation;
 mod limits;
 mod plink;

@@ -29,7 +29,7 @@ pub fn comgate_bin() -> &'static str {
 
 /// A `comgate` command with the environment every run gets: info logs (so `connected`
 /// and `tunnel closed` are printed; `E2E_RUST_LOG` overrides), no colours, no proxy.
-fn comgate_command() -> std::process::Command {
+pub fn comgate_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(comgate_bin());
     let filter = std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string());
     cmd.env("RUST_LOG", filter).env("NO_COLOR", "1");
