@@ -279,3 +279,77 @@ async fn third_concurrent_tunnel_over_account_limit_is_refused_until_one_closes(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_is_closed_after_max_requests_per_connection_refusals() {
+    use crate::support::connect::read_answer;
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default().gateway("max_requests_per_connection", 3);
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        let target = Tenant::own(22);
+        let mut stream = tenant.front.tls().await?;
+        for i in 1..=3 {
+            stream
+                .write_all(connect_head(&target, None).as_bytes())
+                .await?;
+            let reply = read_answer(stream)
+                .await?
+                .with_context(|| format!("no answer to request {i}"))?;
+            ensure!(
+                reply.response.status == 407,
+                "request {i}: {}",
+                reply.response.summary()
+            );
+            let close = reply
+                .response
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            ensure!(
+                close == (i == 3),
+                "request {i}: Connection header {:?}",
+                reply.response.header("connection")
+            );
+            stream = reply.stream;
+        }
+        // The third answer closed the connection: nothing more is read.
+        let (_took, rest) = time_until_closed(stream, secs(5)).await?;
+        ensure!(
+            rest.is_empty(),
+            "bytes after the closing answer: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_connection_that_never_says_hello_is_dropped_after_handshake_timeout() {
+    use tokio_rustls::rustls;
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default().agents("handshake_timeout_ms", 800);
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        // A TLS connection to the agent listener that never sends a byte more.
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject as _;
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(tenant.gw.ca())? {
+            roots.add(cert?)?;
+        }
+        let cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(tenant.gw.agent_addr()).await?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(name, tcp)
+            .await?;
+        let (took, _) = time_until_closed(tls, secs(5)).await?;
+        eprintln!("silent agent connection dropped after {took:.2?}");
+        ensure!(
+            took >= millis(500),
+            "dropped too early ({took:?}): the limit is 800 ms"
+        );
+        Ok(())
+    })
+    .await;
+}

@@ -37,16 +37,23 @@ pub fn comgate_command() -> std::process::Command {
     cmd
 }
 
-/// Extra `key = value` lines for serve's `[gateway]` table (limits).
+/// Extra `key = value` lines for serve's `[gateway]` and `[agents]` tables (limits).
 #[derive(Default, Clone)]
 pub struct GatewayOptions {
     pub gateway: Vec<String>,
+    pub agents: Vec<String>,
 }
 
 impl GatewayOptions {
     /// Adds `key = value` (value written as TOML, e.g. `500` or `"x"`) to `[gateway]`.
     pub fn gateway(mut self, key: &str, value: impl std::fmt::Display) -> Self {
         self.gateway.push(format!("{key} = {value}"));
+        self
+    }
+
+    /// Adds `key = value` to `[agents]`.
+    pub fn agents(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.agents.push(format!("{key} = {value}"));
         self
     }
 }
@@ -79,6 +86,9 @@ impl Gateway {
             writeln!(toml, "{line}")?;
         }
         writeln!(toml, "\n[agents]\nlisten = \"127.0.0.1:{agent_port}\"")?;
+        for line in &opts.agents {
+            writeln!(toml, "{line}")?;
+        }
         let config = dir.join("comgate.toml");
         std::fs::write(&config, toml)?;
         let mut gw = Gateway {
