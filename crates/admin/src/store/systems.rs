@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::{is_foreign_key_violation, is_unique_violation, now, Store};
 use crate::names::{lookup_key, required, system_label};
-use crate::password::{hash_password_async, verify_nothing_async, verify_password_async};
+use crate::password::{hash_secret_async, verify_no_secret_async, verify_password_async};
 use crate::secret::generate_agent_secret;
 use crate::{PhcHash, StoreError};
 
@@ -103,7 +103,7 @@ impl Store {
         self.check_new_system(&customer, &label, primary).await?;
 
         let secret = generate_agent_secret();
-        let hash = hash_password_async(secret.clone()).await?;
+        let hash = hash_secret_async(secret.clone()).await?;
         let id = self.next_id("systems").await?;
         let result = sqlx::query(INSERT)
             .bind(id)
@@ -200,7 +200,7 @@ impl Store {
     ) -> Result<String, StoreError> {
         let system = self.existing_system(customer_id, Some(label)).await?;
         let secret = generate_agent_secret();
-        let hash = hash_password_async(secret.clone()).await?;
+        let hash = hash_secret_async(secret.clone()).await?;
         let updated = sqlx::query(SET_SECRET)
             .bind(hash.expose())
             .bind(now())
@@ -225,7 +225,7 @@ impl Store {
         secret: &str,
     ) -> Result<Option<System>, StoreError> {
         let Some(system) = self.system(customer_id, label).await? else {
-            verify_nothing_async(secret.to_owned()).await;
+            verify_no_secret_async(secret.to_owned()).await;
             return Ok(None);
         };
         let ok = verify_password_async(system.secret_hash.clone(), secret.to_owned()).await;
