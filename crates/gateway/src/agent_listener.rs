@@ -73,7 +73,7 @@ impl AgentListener {
         peer: SocketAddr,
         acceptor: TlsAcceptor,
     ) -> Result<(), String> {
-        let _ = tcp.set_nodelay(true);
+        crate::site_socket::tune(&tcp);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
         let tls = timeout_at(deadline, acceptor.accept(tcp))

@@ -33,4 +33,6 @@ pub mod relay;
 #[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
+pub mod site_socket;
+#[cfg(feature = "server")]
 pub mod tls;

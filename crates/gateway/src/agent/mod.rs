@@ -195,14 +195,11 @@ impl Agent {
         let authority = self.url.authority();
         let tcp = match &self.proxy {
             Some(proxy) => http_proxy::connect_through(proxy, &authority).await?,
-            None => {
-                let tcp = TcpStream::connect(&authority)
-                    .await
-                    .map_err(|e| AgentError::Connect(authority.clone(), e))?;
-                let _ = tcp.set_nodelay(true);
-                tcp
-            }
+            None => TcpStream::connect(&authority)
+                .await
+                .map_err(|e| AgentError::Connect(authority.clone(), e))?,
         };
+        crate::site_socket::tune(&tcp);
         let name = ServerName::try_from(self.url.host.clone())
             .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
         let tls = self.tls.connect(name, tcp).await.map_err(AgentError::Tls)?;

@@ -78,7 +78,7 @@ impl Default for MuxConfig {
 /// messages. Pass it to `accept_async_with_config` / `client_async_with_config`.
 pub fn recommended_ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(32 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(32 * 1024)
         .max_message_size(Some(4 << 20))
         .max_frame_size(Some(4 << 20))
