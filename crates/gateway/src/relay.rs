@@ -21,6 +21,10 @@ use tokio::time::Instant;
 
 /// Largest read per step: one TLS record, one tunnel DATA frame.
 const CHUNK: usize = 16 * 1024;
+/// First read buffer of a direction. Interactive tunnels (an ssh shell, an
+/// idle RDP session) never need more, and thousands of them stay open at
+/// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`].
+const FIRST_CHUNK: usize = 2 * 1024;
 
 /// When a tunnel gives up on a quiet direction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -177,7 +181,7 @@ where
         moved += first.len() as u64;
         shared.touch(dir);
     }
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; FIRST_CHUNK];
     loop {
         let flags = *rx.borrow_and_update();
         if flags.aborted {
@@ -219,6 +223,7 @@ where
             }
             Some(Ok(n)) => {
                 shared.touch(dir);
+                let grow = n == buf.len() && buf.len() < CHUNK;
                 let write = write_chunk(&mut w, &buf[..n]);
                 let res = tokio::select! {
                     res = write => res,
@@ -229,6 +234,9 @@ where
                 }
                 moved += n as u64;
                 shared.touch(dir);
+                if grow {
+                    buf.resize((buf.len() * 2).min(CHUNK), 0);
+                }
             }
             Some(Err(e)) => return (moved, abort(PumpEnd::ReadError(e))),
         }
@@ -282,6 +290,27 @@ mod tests {
         let out = relay.await.unwrap();
         assert_eq!((out.a_to_b, out.b_to_a), (11, 5));
         assert_eq!(out.end, RelayEnd::Completed);
+    }
+
+    #[tokio::test]
+    async fn bulk_transfer_is_byte_exact_while_the_buffer_grows() {
+        let (a, mut a_peer) = duplex(256 * 1024);
+        let (b, mut b_peer) = duplex(256 * 1024);
+        let relay = tokio::spawn(relay(a, b, b"", RelayLimits::default()));
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            a_peer.write_all(&sent).await.unwrap();
+            a_peer.shutdown().await.unwrap();
+            a_peer
+        });
+        let mut got = Vec::new();
+        b_peer.read_to_end(&mut got).await.unwrap();
+        assert!(got == data, "bytes differ");
+        drop(b_peer);
+        drop(writer.await.unwrap());
+        let out = relay.await.unwrap();
+        assert_eq!(out.a_to_b, data.len() as u64);
     }
 
     #[tokio::test(start_paused = true)]
