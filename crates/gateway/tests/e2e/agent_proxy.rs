@@ -84,3 +84,31 @@ async fn agent_behind_proxy_reaches_gateway_by_a_name_only_the_proxy_resolves() 
     })
     .await;
 }
+
+/// Without a `proxy` key the agent takes the site's proxy from `HTTPS_PROXY`,
+/// as most tools on a site do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_takes_its_proxy_from_https_proxy_when_the_config_names_none() {
+    run(|h: Harness| async move {
+        require_tools!("tinyproxy");
+        let server = echo(lo(14), 0).await?;
+        let tenant = Tenant::start(&h).await?;
+        let tp = Tinyproxy::start(&h, "siteproxy", "Pr0xyPass", &[tenant.gw.agent_port]).await?;
+        let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
+        cfg.env.push(("HTTPS_PROXY".to_string(), tp.url()));
+        let _agent = Agent::start(&tenant.gw, &cfg).await?;
+        let connect_line = format!("CONNECT 127.0.0.1:{}", tenant.gw.agent_port);
+        ensure!(
+            tp.log_text().contains(&connect_line),
+            "tinyproxy's log shows no `{connect_line}`: HTTPS_PROXY was not used:\n{}",
+            tp.log_text()
+        );
+        let reply = tenant
+            .front
+            .open(&Tenant::colocated(server.addr), &tenant.creds)
+            .await?;
+        echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(10)).await?;
+        Ok(())
+    })
+    .await;
+}

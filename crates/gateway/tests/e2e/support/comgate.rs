@@ -305,6 +305,8 @@ pub struct AgentConfig {
     pub proxy: Option<String>,
     /// Overrides `gateway = "wss://127.0.0.1:<agent port>"`.
     pub gateway_url: Option<String>,
+    /// Environment variables of the agent process (e.g. `HTTPS_PROXY`).
+    pub env: Vec<(String, String)>,
     /// `[ports]`: the system's own service port -> local address.
     pub ports: Vec<(u16, SocketAddr)>,
     pub tunnels: Vec<TunnelEntry>,
@@ -323,6 +325,7 @@ impl AgentConfig {
             centralized_management: false,
             proxy: None,
             gateway_url: None,
+            env: Vec::new(),
             ports: Vec::new(),
             tunnels: Vec::new(),
         }
@@ -396,6 +399,7 @@ impl AgentConfig {
 pub struct Agent {
     pub config: PathBuf,
     log: PathBuf,
+    env: Vec<(String, String)>,
     proc: Option<Proc>,
 }
 
@@ -425,6 +429,7 @@ impl Agent {
         let mut agent = Agent {
             config,
             log: dir.join("agent.log"),
+            env: cfg.env.clone(),
             proc: None,
         };
         agent.spawn()?;
@@ -434,6 +439,7 @@ impl Agent {
     fn spawn(&mut self) -> Result<()> {
         let mut cmd = comgate_command();
         cmd.arg("agent").arg("--config").arg(&self.config);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.proc = Some(Proc::spawn("comgate agent", cmd, &self.log)?);
         Ok(())
     }
