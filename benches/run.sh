@@ -5,6 +5,11 @@
 #
 #   benches/run.sh [--bytes N] [--runs N] [--rounds N] [--setups N] [--skip ssh,rathole]
 #   BENCH_UPDATE_DOC=1 benches/run.sh ...   # also write the table into BENCHMARKS.md
+#   BENCH_IDLE=1 benches/run.sh ...          # then also the idle-memory figures
+#   benches/run.sh idle [--sites 1000,10000] [--max N] [--tunnels M]   # only those
+#
+# The idle figures need one open file per site in this process and in comgate serve:
+# the open-file limit is raised as far as the hard limit allows.
 #
 # Not part of CI: CI only compiles this crate.
 set -euo pipefail
@@ -33,6 +38,13 @@ fi
 
 cargo build --release -p gateway -p comgate-benches >&2
 
+# Idle sites need one descriptor each (here and in serve, which inherits the limit).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ "${1:-}" = idle ]; then
+    exec target/release/comgate-bench "$@"
+fi
+
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 target/release/comgate-bench "$@" | tee "$out"
@@ -48,4 +60,9 @@ new = re.sub(re.escape(start) + ".*?" + re.escape(end),
 open("BENCHMARKS.md", "w").write(new)
 PY
     echo "BENCHMARKS.md updated" >&2
+fi
+
+if [ "${BENCH_IDLE:-0}" = 1 ]; then
+    echo
+    target/release/comgate-bench idle
 fi

@@ -5,6 +5,7 @@
 //! Run it through `benches/run.sh`, which installs the peers and builds comgate in
 //! release mode first.
 
+mod idle;
 mod measure;
 mod paths;
 mod peers;
@@ -38,6 +39,8 @@ struct Cli {
 enum Command {
     /// One hop of the reference relay (started by the benchmark itself).
     Relay(relay::RelayArgs),
+    /// Idle memory of `comgate serve` per connected site and per open tunnel.
+    Idle(idle::IdleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +81,7 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Some(Command::Relay(args)) => rt.block_on(relay::run(args)),
+        Some(Command::Idle(args)) => rt.block_on(idle::run(args)),
         None => rt.block_on(bench(cli.opts)),
     }
 }
@@ -94,7 +98,7 @@ async fn bench(o: Opts) -> Result<()> {
     eprintln!("work dir {}, target {target}", dir.display());
 
     let mut peers: Vec<Peer> = vec![peers::direct()];
-    let (cg, data) = peers::comgate(&comgate_bin, &dir, target).await?;
+    let (cg, data, _) = peers::comgate(&comgate_bin, &dir, target).await?;
     peers.push(cg);
     let mut left_out = Vec::new();
     if !o.skip.iter().any(|s| s == "relay") {

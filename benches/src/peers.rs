@@ -137,9 +137,13 @@ async fn run_ok(mut cmd: Command, what: &str) -> Result<String> {
 }
 
 /// comgate serve + one agent whose site lists the target as a co-located tunnel.
-/// Returns the peer and the data dir (its generated CA and server key serve the
-/// reference relay and rathole too).
-pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(Peer, PathBuf)> {
+/// Returns the peer, the data dir (its generated CA and server key serve the
+/// reference relay and rathole too) and the port of the agent listener.
+pub async fn comgate(
+    bin: &FsPath,
+    dir: &FsPath,
+    target: SocketAddr,
+) -> Result<(Peer, PathBuf, u16)> {
     let data = dir.join("comgate-data");
     let port = free_port([127, 0, 0, 1])?;
     let agent_port = free_port([127, 0, 0, 1])?;
@@ -269,6 +273,7 @@ pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(
             is_peer: false,
         },
         data,
+        agent_port,
     ))
 }
 

@@ -1,0 +1,432 @@
+//! `comgate-bench idle`: resident memory of `comgate serve` per connected idle site
+//! and per idle open tunnel.
+//!
+//! One `comgate serve` (with the usual bench agent and its tunnel to the in-process
+//! target), N systems written straight into its SQLite database, then N lightweight
+//! agents from this one process speaking the real protocol (TCP from 127.0.0.x
+//! round-robin, TLS, websocket, hello, multiplexer kept alive; the multiplexer
+//! answers heartbeats itself). VmRSS of serve is read before and after each step;
+//! then M tunnels through the bench agent's site, each after one echoed byte.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tunnel_proto::handshake::{agent_handshake, Hello, SiteSettings, PROTOCOL_VERSION};
+use tunnel_proto::mux::{self, Incoming, MuxConfig, MuxHandle, Role};
+
+use crate::targets::{request, ECHO};
+
+/// Systems per customer (the store has no limit; it keeps lookups realistic).
+const PER_CUSTOMER: usize = 1000;
+/// Source addresses 127.0.0.10 .. 127.0.0.(10 + SOURCES - 1), round-robin: each has
+/// its own ephemeral port range.
+const SOURCES: usize = 64;
+
+#[derive(clap::Args, Debug)]
+pub struct IdleArgs {
+    /// Connected-site counts to measure at (cumulative, ascending).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    sites: Vec<usize>,
+    /// After the last `--sites` step, keep adding sites in steps of `--step` up to this
+    /// cap, stopping at the first connect error (0: off). The open-file limit
+    /// (`ulimit -n`) of this process and of serve bounds it.
+    #[arg(long, default_value_t = 0)]
+    max: usize,
+    /// Step size for `--max`.
+    #[arg(long, default_value_t = 5000)]
+    step: usize,
+    /// Idle tunnels to open through one site (0: skip).
+    #[arg(long, default_value_t = 200)]
+    tunnels: usize,
+    /// Agent connections set up at once.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+    /// Seconds to wait before each RSS reading.
+    #[arg(long, default_value_t = 5)]
+    settle: u64,
+    /// The comgate binary (release build).
+    #[arg(long, default_value = "target/release/comgate")]
+    comgate: PathBuf,
+    /// Work directory (configs, logs, database); a temporary one by default.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+/// One connected idle site: kept alive by holding both halves of its multiplexer.
+struct Site {
+    _mux: MuxHandle,
+    _incoming: Incoming,
+}
+
+struct Creds {
+    customer: String,
+    system: String,
+    secret: String,
+}
+
+struct Row {
+    what: String,
+    value: f64,
+    target: Option<f64>,
+}
+
+pub async fn run(a: IdleArgs) -> Result<()> {
+    let mut steps = a.sites.clone();
+    steps.sort_unstable();
+    steps.dedup();
+    steps.retain(|&n| n > 0);
+    let nofile = nofile_limit();
+    let mut notes = Vec::new();
+    // Each tunnel holds two descriptors here (client and target side), one in serve.
+    let mut max = a.max;
+    if let Some(limit) = nofile {
+        let room = (limit as usize).saturating_sub(2 * a.tunnels + 200);
+        if max > room {
+            notes.push(format!(
+                "--max {max} lowered to {room}: open-file limit {limit}, \
+                 {} descriptors kept for the tunnels",
+                2 * a.tunnels + 200
+            ));
+            max = room;
+        }
+    }
+    let listed_max = steps.last().copied().unwrap_or(0);
+    if max > listed_max && a.step > 0 {
+        let mut n = listed_max;
+        while n < max {
+            n = (n + a.step).min(max);
+            steps.push(n);
+        }
+    }
+    let total = steps.last().copied().unwrap_or(0);
+    if let Some(limit) = nofile {
+        if (total as u64) + 100 > limit {
+            eprintln!(
+                "warning: open-file limit {limit} (ulimit -n) is below {total} sites; \
+                 connects will stop with EMFILE near it (raise it with `ulimit -n`, \
+                 benches/run.sh does)"
+            );
+        }
+    }
+
+    let dir = match &a.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("comgate-bench-idle-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let bin = std::fs::canonicalize(&a.comgate)
+        .with_context(|| format!("{} (cargo build --release -p gateway)", a.comgate.display()))?;
+    let target = crate::targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
+    eprintln!("work dir {}, target {target}", dir.display());
+    let (peer, data, agent_port) = crate::peers::comgate(&bin, &dir, target).await?;
+    let serve_pid = peer.procs[0].0.pid();
+
+    let t = Instant::now();
+    let creds = create_systems(&data.join("comgate.db"), total).await?;
+    eprintln!(
+        "{} systems created in {:.1} s",
+        creds.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let tls = TlsConnector::from(crate::tls::client(&data.join("ca.pem"), false)?);
+    let gw = SocketAddr::from(([127, 0, 0, 1], agent_port));
+    let mut rows = Vec::new();
+
+    settle(a.settle).await;
+    let base = rss_kib(serve_pid)?;
+    rows.push(Row {
+        what: "serve VmRSS before the idle agents (1 bench agent), MiB".into(),
+        value: base as f64 / 1024.0,
+        target: None,
+    });
+    eprintln!("serve RSS before: {base} KiB");
+
+    let creds = Arc::new(creds);
+    let mut sites: Vec<Site> = Vec::with_capacity(total);
+    let (mut prev_n, mut prev_rss) = (0usize, base);
+    for &n in &steps {
+        let t = Instant::now();
+        let err = connect_sites(&tls, gw, &creds, &mut sites, n, a.parallel).await;
+        let got = sites.len();
+        eprintln!("{got} sites connected ({:.1} s)", t.elapsed().as_secs_f64());
+        if got > prev_n {
+            settle(a.settle).await;
+            let rss = rss_kib(serve_pid)?;
+            let per = (rss as f64 - base as f64) / got as f64;
+            eprintln!("serve RSS at {got} sites: {rss} KiB, {per:.1} KiB/site");
+            rows.push(Row {
+                what: format!("KiB per idle site at {got} sites"),
+                value: per,
+                target: Some(16.0),
+            });
+            if prev_n > 0 {
+                rows.push(Row {
+                    what: format!("KiB per idle site, marginal {prev_n} to {got}"),
+                    value: (rss as f64 - prev_rss as f64) / (got - prev_n) as f64,
+                    target: Some(16.0),
+                });
+            }
+            rows.push(Row {
+                what: format!("serve VmRSS at {got} sites, MiB"),
+                value: rss as f64 / 1024.0,
+                target: None,
+            });
+            (prev_n, prev_rss) = (got, rss);
+        }
+        if let Err(e) = err {
+            let msg = format!("stopped at {got} connected sites (wanted {n}): {e:#}");
+            eprintln!("{msg}");
+            notes.push(msg);
+            break;
+        }
+    }
+
+    if a.tunnels > 0 {
+        if let Err(e) = tunnels(&a, &peer.path, target, serve_pid, &mut rows).await {
+            let msg = format!("tunnel figures failed: {e:#}");
+            eprintln!("{msg}");
+            notes.push(msg);
+        }
+    }
+
+    let mut out = String::from(
+        "Idle memory: growth of `comgate serve`'s VmRSS (release build). Sites are \
+         lightweight agents in one process speaking the real protocol; tunnels go \
+         through one site to an echo target, each after one echoed byte.\n\n\
+         | figure | value | target |\n|---|---:|---:|\n",
+    );
+    for r in &rows {
+        let target = match r.target {
+            Some(t) if r.value <= t => format!("≤ {t:.0} (met)"),
+            Some(t) => format!("≤ {t:.0} (missed)"),
+            None => String::new(),
+        };
+        out.push_str(&format!("| {} | {:.1} | {target} |\n", r.what, r.value));
+    }
+    for n in &notes {
+        out.push_str(&format!("\n- {n}"));
+    }
+    println!("{out}");
+    drop(sites);
+    drop(peer);
+    Ok(())
+}
+
+/// Opens `a.tunnels` tunnels through the bench agent's site, one echoed byte each,
+/// and adds serve's RSS growth per tunnel (overall and over the second half).
+async fn tunnels(
+    a: &IdleArgs,
+    path: &crate::paths::Path,
+    target: SocketAddr,
+    serve_pid: u32,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let half = a.tunnels / 2;
+    let mut open = Vec::with_capacity(a.tunnels);
+    settle(a.settle).await;
+    let before = rss_kib(serve_pid)?;
+    let mut mid = before;
+    for i in 0..a.tunnels {
+        if i == half && half > 0 {
+            settle(a.settle).await;
+            mid = rss_kib(serve_pid)?;
+        }
+        let mut s = path
+            .open(target, true)
+            .await
+            .with_context(|| format!("opening tunnel {}", i + 1))?;
+        let mut msg = request(ECHO, 0).to_vec();
+        msg.push(b'x');
+        s.io.write_all(&msg).await?;
+        let mut b = [0u8; 1];
+        s.io.read_exact(&mut b).await.context("echoed byte")?;
+        open.push(s);
+    }
+    settle(a.settle).await;
+    let after = rss_kib(serve_pid)?;
+    eprintln!(
+        "{} tunnels open: serve RSS {before} -> {after} KiB",
+        open.len()
+    );
+    rows.push(Row {
+        what: format!("KiB per idle open tunnel ({} tunnels)", a.tunnels),
+        value: (after as f64 - before as f64) / a.tunnels as f64,
+        target: Some(20.0),
+    });
+    if half > 0 {
+        rows.push(Row {
+            what: format!("KiB per idle open tunnel, marginal {half} to {}", a.tunnels),
+            value: (after as f64 - mid as f64) / (a.tunnels - half) as f64,
+            target: Some(20.0),
+        });
+    }
+    Ok(())
+}
+
+async fn settle(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+/// `count` systems over customers of [`PER_CUSTOMER`] systems each, written into the
+/// database serve uses (serve reads it on every agent hello).
+async fn create_systems(db: &std::path::Path, count: usize) -> Result<Vec<Creds>> {
+    let store = admin::Store::open_sqlite(db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let customers = count.div_ceil(PER_CUSTOMER);
+    for c in 0..customers {
+        store
+            .add_customer(admin::NewCustomer {
+                id: format!("idle{c}"),
+                name: format!("Idle {c}"),
+                reseller: "reseller-a".into(),
+                provider: None,
+            })
+            .await
+            .context("add_customer")?;
+    }
+    // argon2 runs on the blocking pool: a few at once use both cores.
+    let mut set = JoinSet::new();
+    let mut creds = Vec::with_capacity(count);
+    for i in 0..count {
+        if set.len() >= 4 {
+            creds.push(set.join_next().await.context("join")???);
+        }
+        let store = store.clone();
+        set.spawn(async move {
+            let customer = format!("idle{}", i / PER_CUSTOMER);
+            let (system, secret) = store
+                .add_system(&customer, &format!("s{i}"), i % PER_CUSTOMER == 0)
+                .await
+                .context("add_system")?;
+            anyhow::Ok(Creds {
+                customer,
+                system: system.label,
+                secret,
+            })
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        creds.push(r??);
+    }
+    Ok(creds)
+}
+
+/// Connects sites until `sites.len() == upto`, `parallel` at a time; stops at the
+/// first error (the sites connected so far stay).
+async fn connect_sites(
+    tls: &TlsConnector,
+    gw: SocketAddr,
+    creds: &Arc<Vec<Creds>>,
+    sites: &mut Vec<Site>,
+    upto: usize,
+    parallel: usize,
+) -> Result<()> {
+    let mut set = JoinSet::new();
+    let mut next = sites.len();
+    let mut first_err = None;
+    loop {
+        while first_err.is_none() && next < upto && set.len() < parallel.max(1) {
+            let (tls, creds, i) = (tls.clone(), creds.clone(), next);
+            set.spawn(async move { connect_one(&tls, gw, &creds[i], i).await });
+            next += 1;
+        }
+        match set.join_next().await {
+            None => break,
+            Some(r) => match r.context("join")? {
+                Ok(s) => sites.push(s),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            },
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) -> Result<Site> {
+    let src = Ipv4Addr::new(127, 0, 0, 10 + (i % SOURCES) as u8);
+    let sock = TcpSocket::new_v4().map_err(emfile)?;
+    sock.bind(SocketAddr::from((src, 0)))
+        .with_context(|| format!("bind {src}"))?;
+    let tcp = sock.connect(gw).await.map_err(emfile)?;
+    tcp.set_nodelay(true)?;
+    let name = ServerName::try_from("127.0.0.1")?;
+    let tls = tls.connect(name, tcp).await.context("TLS")?;
+    let url = format!("wss://127.0.0.1:{}/agent/v1", gw.port());
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(url, tls, Some(mux::recommended_ws_config()))
+            .await
+            .context("websocket")?;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        customer: c.customer.clone(),
+        system: c.system.clone(),
+        secret: c.secret.clone(),
+        settings: SiteSettings {
+            remote_access: true,
+            colocated_servers: false,
+            centralized_management: false,
+            own_ports: Vec::new(),
+            tunnels: Vec::new(),
+        },
+        agent_version: "comgate-bench-idle".into(),
+    };
+    agent_handshake(&mut ws, &hello)
+        .await
+        .with_context(|| format!("hello for {}-{}", c.customer, c.system))?;
+    let (handle, incoming) = mux::start(ws, Role::Agent, MuxConfig::default());
+    Ok(Site {
+        _mux: handle,
+        _incoming: incoming,
+    })
+}
+
+fn emfile(e: std::io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(24) {
+        anyhow::Error::new(e).context(
+            "too many open files in the load generator: raise `ulimit -n` \
+             (one descriptor per site here and in serve)",
+        )
+    } else {
+        e.into()
+    }
+}
+
+/// The soft open-file limit of this process.
+fn nofile_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("serve (pid {pid}) is gone"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    let kib = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?;
+    if kib == 0 {
+        bail!("VmRSS 0 for pid {pid}");
+    }
+    Ok(kib)
+}
