@@ -22,6 +22,7 @@ use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{field::Empty, Instrument};
 use tunnel_proto::codes;
@@ -104,17 +105,34 @@ impl FrontDoor {
     }
 
     async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+        // Boxed: the handshake, head and admission steps need several KiB of
+        // future state (TLS accept, database queries, argon2) that must not
+        // stay allocated for the tunnel's whole life.
+        let opened = Box::pin(self.open_tunnel(tcp, peer, acceptor)).await;
+        if let Some((tls, early, admitted)) = opened {
+            self.tunnel(tls, &early, admitted, peer).await;
+        }
+    }
+
+    /// Accept → TLS → heads until one is admitted (or the connection ends):
+    /// the TLS stream, the bytes after the admitted head, and the open stream.
+    async fn open_tunnel(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        acceptor: TlsAcceptor,
+    ) -> Option<(TlsStream<TcpStream>, BytesMut, Admitted)> {
         let _ = tcp.set_nodelay(true);
         let mut deadline = Instant::now() + self.limits.head_timeout();
         let mut tls = match timeout_at(deadline, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!("TLS handshake timed out");
-                return;
+                return None;
             }
         };
         let mut buf = BytesMut::with_capacity(1024);
@@ -129,12 +147,12 @@ impl FrontDoor {
             {
                 Err(_) => {
                     tracing::debug!("request head not complete in time; dropping the connection");
-                    return;
+                    return None;
                 }
-                Ok(Err(ReadHeadError::Closed)) => return,
+                Ok(Err(ReadHeadError::Closed)) => return None,
                 Ok(Err(ReadHeadError::Io(e))) => {
                     tracing::debug!(error = %e, "reading the request head failed");
-                    return;
+                    return None;
                 }
                 Ok(Err(ReadHeadError::Head(e))) => {
                     let refusal = match e {
@@ -143,7 +161,7 @@ impl FrontDoor {
                     };
                     audit::refused(peer, None, "-", refusal.status().0, refusal.outcome());
                     let _ = respond(&mut tls, &refusal, &self.realm, true).await;
-                    return;
+                    return None;
                 }
                 Ok(Ok(h)) => h,
             };
@@ -152,10 +170,7 @@ impl FrontDoor {
             let span = tracing::Span::current();
             span.record("target", head.target.as_str());
             match self.admit(&head, peer).await {
-                Ok(admitted) => {
-                    self.tunnel(tls, &buf, admitted, peer).await;
-                    return;
-                }
+                Ok(admitted) => return Some((tls, buf, admitted)),
                 Err((refusal, account)) => {
                     let (status, _) = refusal.status();
                     audit::refused(
@@ -173,7 +188,7 @@ impl FrontDoor {
                         .is_err()
                         || close
                     {
-                        return;
+                        return None;
                     }
                     deadline = Instant::now() + self.limits.head_timeout();
                 }
