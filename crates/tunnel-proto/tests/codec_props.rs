@@ -111,3 +111,51 @@ fn oversized_connection_window_is_refused_without_being_applied() {
     ];
     tunnel_proto::fuzz_session(&message);
 }
+
+/// Found by `hostile_frames_never_break_the_accounting`: a protocol error
+/// while a stream still held unread bytes left them counted against the
+/// closed session's connection window.
+#[test]
+fn closing_on_a_protocol_error_releases_unread_bytes_from_the_accounting() {
+    use bytes::BytesMut;
+    use tunnel_proto::session::{Event, Role, Session, SessionConfig};
+    use tunnel_proto::{encode, Frame, Target};
+    let cfg = SessionConfig {
+        stream_window: 1062,
+        connection_window: 1062,
+        max_streams: 1,
+    };
+    let mut agent = Session::new(Role::Agent, cfg);
+    let frames = [
+        Frame::Open {
+            stream: 7,
+            target: Target::System { port: 22 },
+        },
+        Frame::Data {
+            stream: 7,
+            payload: bytes::Bytes::from_static(&[1u8; 101]),
+        },
+        // An id below the last one: a protocol error that closes the session.
+        Frame::Open {
+            stream: 1,
+            target: Target::System { port: 22 },
+        },
+    ];
+    for (i, f) in frames.into_iter().enumerate() {
+        let mut buf = BytesMut::new();
+        encode(&f, &mut buf).unwrap();
+        let result = agent.receive(buf.freeze());
+        while let Some(e) = agent.poll_event() {
+            if let Event::Incoming { id, .. } = e {
+                let _ = agent.accept(id);
+            }
+        }
+        if i == 1 {
+            let _ = agent.read(7, 100);
+        }
+        if i == 2 {
+            assert!(result.is_err());
+        }
+        agent.check_invariants().unwrap();
+    }
+}

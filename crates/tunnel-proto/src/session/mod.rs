@@ -416,17 +416,26 @@ impl Session {
         let reason = frame::truncate_reason(reason);
         self.queue(&Frame::GoAway { code, reason });
         self.closed = true;
-        self.streams.clear();
+        self.drop_all_streams();
         self.events.clear();
     }
 
     /// Closes without sending anything (the transport is gone).
     pub fn abort(&mut self) {
         self.closed = true;
-        self.streams.clear();
+        self.drop_all_streams();
         self.events.clear();
         self.transmit.clear();
         self.transmit_len = 0;
+    }
+
+    /// Drops every stream with its unread bytes, and those bytes from the
+    /// connection's accounting: a closed session holds nothing.
+    fn drop_all_streams(&mut self) {
+        let unread: u32 = self.streams.values().map(|s| s.window.buffered).sum();
+        self.streams.clear();
+        // Discarded counts as consumed; no WINDOW goes out from a closed session.
+        let _ = self.window.on_consumed(unread.min(self.window.buffered));
     }
 
     /// Was `id` ever opened in this session (live or not)?
