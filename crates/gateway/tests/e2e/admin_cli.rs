@@ -4,11 +4,9 @@
 
 use anyhow::{ensure, Result};
 
-use crate::support::comgate::Agent;
 use crate::support::connect::Creds;
 use crate::support::files::echo_roundtrip;
-use crate::support::site::{Tenant, CUSTOMER, RESELLER, SYSTEM};
-use crate::support::targets::{echo, lo};
+use crate::support::site::{EchoSite, Tenant, CUSTOMER, RESELLER, SYSTEM};
 use crate::support::{run, secs, Harness};
 
 /// Runs a command that must fail with a message on stderr containing `mention`.
@@ -33,13 +31,11 @@ async fn must_fail(tenant: &Tenant, args: &[&str], mention: &str) -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_refuses_unknown_customer_and_duplicates_and_changes_nothing() {
     run(|h: Harness| async move {
-        let server = echo(lo(5), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let _agent = Agent::start(
-            &tenant.gw,
-            &tenant.agent_config().tunnel("RDP", server.addr),
-        )
-        .await?;
+        let EchoSite {
+            server,
+            tenant,
+            agent: _agent,
+        } = EchoSite::start(&h, 5).await?;
         let b = Creds::new("acc-b", "pw-B.Zz81x");
         tenant
             .gw

@@ -6,21 +6,18 @@ use anyhow::ensure;
 use crate::support::comgate::Agent;
 use crate::support::connect::Creds;
 use crate::support::files::echo_roundtrip;
-use crate::support::site::{Tenant, CUSTOMER, SYSTEM};
-use crate::support::targets::{echo, lo};
+use crate::support::site::{EchoSite, Tenant, CUSTOMER, SYSTEM};
 use crate::support::{millis, run, secs, Harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tunnel_end_is_audited_with_account_target_and_bytes() {
     run(|h: Harness| async move {
         const BYTES: usize = 300_000;
-        let server = echo(lo(5), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let _agent = Agent::start(
-            &tenant.gw,
-            &tenant.agent_config().tunnel("RDP", server.addr),
-        )
-        .await?;
+        let EchoSite {
+            server,
+            tenant,
+            agent: _agent,
+        } = EchoSite::start(&h, 5).await?;
         let target = Tenant::colocated(server.addr);
         let reply = tenant.front.open(&target, &tenant.creds).await?;
         echo_roundtrip(reply.stream, reply.early, BYTES, secs(20)).await?;
@@ -82,13 +79,11 @@ async fn tunnel_end_is_audited_with_account_target_and_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_never_contain_passwords_or_agent_secrets() {
     run(|h: Harness| async move {
-        let server = echo(lo(5), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let agent = Agent::start(
-            &tenant.gw,
-            &tenant.agent_config().tunnel("RDP", server.addr),
-        )
-        .await?;
+        let EchoSite {
+            server,
+            tenant,
+            agent,
+        } = EchoSite::start(&h, 5).await?;
         let target = Tenant::colocated(server.addr);
         let wrong = Creds::new(&tenant.creds.user, "Wr0ngPassw0rd-Leak-Check");
         let r = tenant.front.status_of(&target, Some(&wrong)).await?;

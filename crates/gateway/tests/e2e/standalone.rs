@@ -3,25 +3,21 @@
 
 use tokio::net::TcpStream;
 
-use crate::support::comgate::Agent;
 use crate::support::files::{echo_roundtrip, MIB};
 use crate::support::ports::free_port;
 use crate::support::proxytunnel::{NameMode, ProxyTunnel};
-use crate::support::site::Tenant;
-use crate::support::targets::{echo, lo};
+use crate::support::site::{EchoSite, Tenant};
 use crate::support::{run, secs, Harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxytunnel_standalone_carries_10mb_each_way_to_colocated_server() {
     run(|h: Harness| async move {
         require_tools!("proxytunnel");
-        let server = echo(lo(5), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let _agent = Agent::start(
-            &tenant.gw,
-            &tenant.agent_config().tunnel("RDP", server.addr),
-        )
-        .await?;
+        let EchoSite {
+            server,
+            tenant,
+            agent: _agent,
+        } = EchoSite::start(&h, 5).await?;
         // The IP-literal form of --proxy (cert IP SAN 127.0.0.1, SNI "127.0.0.1").
         let pt = ProxyTunnel::new(&h, &tenant.gw, &tenant.creds, NameMode::Ip)?;
         let local_port = free_port();

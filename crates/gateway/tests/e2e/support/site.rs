@@ -13,6 +13,7 @@ use super::maint_name;
 use super::proxytunnel::{NameMode, ProxyTunnel};
 use super::ssh::SshClients;
 use super::sshd::Sshd;
+use super::targets::{echo, lo, Target};
 
 pub const CUSTOMER: &str = "12345";
 pub const SYSTEM: &str = "ipo1";
@@ -22,6 +23,32 @@ pub const DISTRIBUTOR: &str = "distributor-x";
 /// Reseller A's maintenance proxy account.
 pub fn account_a() -> Creds {
     Creds::new("acc-a", "pw-A.7f3k9Q")
+}
+
+/// A tenant whose primary system's agent lists one co-located echo server as
+/// an RDP tunnel: where most protocol tests start.
+pub struct EchoSite {
+    pub server: Target,
+    pub tenant: Tenant,
+    pub agent: Agent,
+}
+
+impl EchoSite {
+    /// The echo server listens on 127.0.0.`last_octet`.
+    pub async fn start(h: &Harness, last_octet: u8) -> Result<EchoSite> {
+        let server = echo(lo(last_octet), 0).await?;
+        let tenant = Tenant::start(h).await?;
+        let agent = Agent::start(
+            &tenant.gw,
+            &tenant.agent_config().tunnel("RDP", server.addr),
+        )
+        .await?;
+        Ok(EchoSite {
+            server,
+            tenant,
+            agent,
+        })
+    }
 }
 
 /// A configured gateway: one account, one customer, one primary system.
