@@ -69,11 +69,16 @@ impl fmt::Debug for PhcHash {
 /// Hashes with argon2id and the crate's default parameters and a fresh
 /// random salt. Blocks for the argon2 time; see [`hash_password_async`].
 pub fn hash_password(password: &str) -> Result<PhcHash, StoreError> {
+    hash_with(&Argon2::default(), password)
+}
+
+/// The one hashing routine: a fresh 16-byte salt, `argon2`'s parameters.
+fn hash_with(argon2: &Argon2<'_>, input: &str) -> Result<PhcHash, StoreError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Hashing(e.to_string()))?;
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+    let hash = argon2
+        .hash_password(input.as_bytes(), &salt)
         .map_err(|e| StoreError::Hashing(e.to_string()))?;
     Ok(PhcHash(hash.to_string()))
 }
@@ -91,15 +96,12 @@ const SECRET_PARAMS: (u32, u32, u32) = (1024, 2, 1);
 
 /// Hashes a high-entropy secret (an agent secret) with [`SECRET_PARAMS`].
 pub fn hash_secret(secret: &str) -> Result<PhcHash, StoreError> {
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Hashing(e.to_string()))?;
     let (m, t, p) = SECRET_PARAMS;
     let params = Params::new(m, t, p, None).map_err(|e| StoreError::Hashing(e.to_string()))?;
-    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(secret.as_bytes(), &salt)
-        .map_err(|e| StoreError::Hashing(e.to_string()))?;
-    Ok(PhcHash(hash.to_string()))
+    hash_with(
+        &Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+        secret,
+    )
 }
 
 /// Whether `candidate` matches the PHC string `phc`. The parameters are read
@@ -149,13 +151,7 @@ pub async fn hash_secret_async(secret: String) -> Result<PhcHash, StoreError> {
 /// Like [`verify_nothing_async`], for a secret hashed with [`hash_secret`].
 pub async fn verify_no_secret_async(candidate: String) -> bool {
     static DUMMY: OnceLock<Option<PhcHash>> = OnceLock::new();
-    let _ = on_hashing_slot(move || {
-        if let Some(dummy) = DUMMY.get_or_init(|| hash_secret("comgate-timing-dummy").ok()) {
-            let _ = dummy.verify(&candidate);
-        }
-    })
-    .await;
-    false
+    spend_verification(&DUMMY, hash_secret, candidate).await
 }
 
 /// [`verify_password`] on the blocking pool; `phc` is a [`PhcHash`] or a PHC
@@ -173,8 +169,18 @@ pub async fn verify_password_async(phc: impl Into<String>, candidate: impl Into<
 /// response time does not tell an attacker which usernames are real.
 pub async fn verify_nothing_async(candidate: String) -> bool {
     static DUMMY: OnceLock<Option<PhcHash>> = OnceLock::new();
+    spend_verification(&DUMMY, hash_password, candidate).await
+}
+
+/// Verifies `candidate` against a dummy hash made once with `hash`, so that
+/// an unknown name costs what a known one does; always `false`.
+async fn spend_verification(
+    dummy: &'static OnceLock<Option<PhcHash>>,
+    hash: fn(&str) -> Result<PhcHash, StoreError>,
+    candidate: String,
+) -> bool {
     let _ = on_hashing_slot(move || {
-        if let Some(dummy) = DUMMY.get_or_init(|| hash_password("comgate-timing-dummy").ok()) {
+        if let Some(dummy) = dummy.get_or_init(|| hash("comgate-timing-dummy").ok()) {
             let _ = dummy.verify(&candidate);
         }
     })
