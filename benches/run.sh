@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One command for the end-to-end benchmarks: installs the peers when missing
-# (openssh from Debian, rathole from crates.io into benches/.tools), builds comgate
-# and the bench binary in release mode, runs them and prints the markdown table.
+# (openssh, tinyproxy and haproxy from Debian, rathole from crates.io into
+# benches/.tools), builds comgate and the bench binary in release mode, runs them and
+# prints the markdown tables.
 #
-#   benches/run.sh [--bytes N] [--runs N] [--rounds N] [--setups N] [--skip ssh,rathole]
+#   benches/run.sh [--bytes N] [--runs N] [--rounds N] [--setups N]
+#                  [--skip ssh,rathole,relay,delay,frontdoor]
 #   BENCH_UPDATE_DOC=1 benches/run.sh ...   # also write the table into BENCHMARKS.md
 #   BENCH_IDLE=1 benches/run.sh ...          # then also the idle-memory figures
 #   benches/run.sh idle [--sites 1000,10000] [--max N] [--tunnels M]   # only those
@@ -20,6 +22,9 @@ need_apt=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The front-door peers (tinyproxy alone and behind haproxy's TLS).
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(tinyproxy)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ! -x benches/.tools/bin/rathole ]; then
     # rathole's default features use native-tls (OpenSSL).
     command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
@@ -28,7 +33,8 @@ fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2 \
+        || echo "apt-get install ${need_apt[*]} failed; what is missing is left out" >&2
 fi
 if [ ! -x benches/.tools/bin/rathole ]; then
     echo "installing rathole into benches/.tools" >&2

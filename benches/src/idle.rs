@@ -126,7 +126,8 @@ pub async fn run(a: IdleArgs) -> Result<()> {
         .with_context(|| format!("{} (cargo build --release -p gateway)", a.comgate.display()))?;
     let target = crate::targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
     eprintln!("work dir {}, target {target}", dir.display());
-    let (peer, data, agent_port) = crate::peers::comgate(&bin, &dir, target).await?;
+    let (peer, cg) = crate::peers::comgate(&bin, &dir, target).await?;
+    let (data, agent_port) = (cg.data.clone(), cg.agent_port);
     let serve_pid = peer.procs[0].0.pid();
 
     let t = Instant::now();

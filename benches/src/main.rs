@@ -5,6 +5,8 @@
 //! Run it through `benches/run.sh`, which installs the peers and builds comgate in
 //! release mode first.
 
+mod delay;
+mod frontdoor;
 mod idle;
 mod measure;
 mod paths;
@@ -41,6 +43,8 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Idle memory of `comgate serve` per connected site and per open tunnel.
     Idle(idle::IdleArgs),
+    /// A user-space delay relay (the distant-site link; started by the benchmark).
+    Delay(delay::DelayArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,9 +70,17 @@ struct Opts {
     /// The rathole binary; rathole is left out when it is missing.
     #[arg(long, default_value = "benches/.tools/bin/rathole")]
     rathole: PathBuf,
-    /// Leave out these paths (comma-separated: ssh, rathole, relay).
+    /// Leave out these paths or figures (comma-separated: ssh, rathole, relay; delay:
+    /// the distant-site figure; frontdoor: the front door against tinyproxy/haproxy).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
+    /// Delay each way on the distant-site link, in ms (its RTT is twice this).
+    #[arg(long, default_value_t = 10)]
+    site_delay_ms: u64,
+    /// Bytes per bulk transfer over the distant-site link (default: a quarter of
+    /// `--bytes`, at least 128 MiB, at most `--bytes`).
+    #[arg(long)]
+    far_bytes: Option<u64>,
     /// Work directory (configs, logs, keys); a temporary one by default.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -82,6 +94,7 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::Relay(args)) => rt.block_on(relay::run(args)),
         Some(Command::Idle(args)) => rt.block_on(idle::run(args)),
+        Some(Command::Delay(args)) => rt.block_on(delay::run(args)),
         None => rt.block_on(bench(cli.opts)),
     }
 }
@@ -97,22 +110,28 @@ async fn bench(o: Opts) -> Result<()> {
     let target = targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
     eprintln!("work dir {}, target {target}", dir.display());
 
+    let skip = |what: &str| o.skip.iter().any(|s| s == what);
     let mut peers: Vec<Peer> = vec![peers::direct()];
-    let (cg, data, _) = peers::comgate(&comgate_bin, &dir, target).await?;
+    let (cg, comgate) = peers::comgate(&comgate_bin, &dir, target).await?;
     peers.push(cg);
+    let data = comgate.data.clone();
     let mut left_out = Vec::new();
-    if !o.skip.iter().any(|s| s == "relay") {
-        peers.push(peers::relay(&dir, &data, target).await?);
+    let mut relay2 = None;
+    if !skip("relay") {
+        let (p, r2) = peers::relay(&dir, &data, target).await?;
+        peers.push(p);
+        relay2 = Some(r2);
     }
-    if !o.skip.iter().any(|s| s == "ssh") {
+    if !skip("ssh") {
         match peers::ssh(&dir, target).await {
             Ok(p) => peers.push(p),
             Err(e) => left_out.push(format!("ssh -W: {e:#}")),
         }
     }
-    if !o.skip.iter().any(|s| s == "rathole") {
-        if o.rathole.exists() {
-            match peers::rathole(&o.rathole, &dir, &data, target).await {
+    let rathole = !skip("rathole") && o.rathole.exists();
+    if !skip("rathole") {
+        if rathole {
+            match peers::rathole(&o.rathole, &dir, &data, target, None).await {
                 Ok(p) => peers.push(p),
                 Err(e) => left_out.push(format!("rathole: {e:#}")),
             }
@@ -120,6 +139,42 @@ async fn bench(o: Opts) -> Result<()> {
             left_out.push(format!("rathole: {} not found", o.rathole.display()));
         }
     }
+
+    // The distant site: the same paths with a delay relay on the site's hop, each
+    // measured into the column of its loopback twin.
+    let ms = o.site_delay_ms;
+    let mut far: Vec<(usize, Peer)> = Vec::new();
+    if !skip("delay") {
+        for (i, p) in peers.iter().enumerate() {
+            let started = match &p.path {
+                paths::Path::Direct => peers::direct_far(&dir, target, ms).await,
+                paths::Path::Comgate { .. } => comgate.far(target, ms).await,
+                paths::Path::Relay { .. } => match relay2 {
+                    Some(r2) => peers::relay_far(&dir, &data, r2, target, ms).await,
+                    None => continue,
+                },
+                paths::Path::Ssh(jump) => peers::ssh_far(&dir, jump, target, ms).await,
+                paths::Path::Rathole { .. } => {
+                    peers::rathole(&o.rathole, &dir, &data, target, Some(ms)).await
+                }
+                _ => continue,
+            };
+            match started {
+                Ok(f) => far.push((i, f)),
+                Err(e) => left_out.push(format!("{} over the delay relay: {e:#}", p.name)),
+            }
+        }
+    }
+    let far_bytes = o
+        .far_bytes
+        .unwrap_or_else(|| (o.bytes / 4).max(128 << 20).min(o.bytes));
+
+    // The front door alone against general-purpose CONNECT proxies.
+    let front: Vec<Peer> = if skip("frontdoor") {
+        Vec::new()
+    } else {
+        frontdoor::start(&dir, &data, target, &mut left_out).await
+    };
     for l in &left_out {
         eprintln!("left out: {l}");
     }
@@ -129,6 +184,18 @@ async fn bench(o: Opts) -> Result<()> {
             .iter()
             .map(|p| (p.name.to_string(), p.is_peer))
             .collect(),
+        "ssh -W, rathole",
+        2 * ms,
+    );
+    // Columns 0 and 1 are direct and comgate, copied from the main table.
+    let mut front_table = Table::new(
+        [&peers[0], &peers[1]]
+            .into_iter()
+            .chain(&front)
+            .map(|p| (p.name.to_string(), p.is_peer))
+            .collect(),
+        "haproxy with one or two TLS hops; tinyproxy alone has no TLS and does not count",
+        2 * ms,
     );
     for run in 0..o.runs {
         for (i, p) in peers.iter().enumerate() {
@@ -138,10 +205,43 @@ async fn bench(o: Opts) -> Result<()> {
                 table.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
             }
         }
+        for (i, p) in &far {
+            eprintln!(
+                "run {}/{}: {}, {} ms RTT site link",
+                run + 1,
+                o.runs,
+                p.name,
+                2 * ms
+            );
+            if let Err(e) = far_run(&o, p, *i, target, far_bytes, &mut table).await {
+                eprintln!("  {} (distant site): {e:#}", p.name);
+                table.note(format!(
+                    "{} over the delay relay failed in run {}: {e:#}",
+                    p.name,
+                    run + 1
+                ));
+            }
+        }
+        for (j, p) in front.iter().enumerate() {
+            eprintln!("run {}/{}: {}", run + 1, o.runs, p.name);
+            if let Err(e) = front_run(&o, p, j + 2, target, &mut front_table).await {
+                eprintln!("  {}: {e:#}", p.name);
+                front_table.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
+            }
+        }
     }
     let mut out = String::new();
+    let far_note = if far.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} MiB over the {} ms RTT site link)",
+            far_bytes >> 20,
+            2 * ms
+        )
+    };
     out.push_str(&format!(
-        "bytes per bulk transfer {} MiB, median of {} runs, {} ping-pongs, {} set-ups ({} workers)\n\n",
+        "bytes per bulk transfer {} MiB{far_note}, median of {} runs, {} ping-pongs, {} set-ups ({} workers)\n\n",
         o.bytes >> 20,
         o.runs,
         o.rounds,
@@ -149,10 +249,85 @@ async fn bench(o: Opts) -> Result<()> {
         o.parallel
     ));
     out.push_str(&table.render());
+    if !front.is_empty() {
+        let shared = [
+            Metric::Up1,
+            Metric::Down1,
+            Metric::CpuPerGb,
+            Metric::RttP50,
+            Metric::RttP99,
+            Metric::SetupRateFull,
+            Metric::SetupP50Full,
+            Metric::SetupP99Full,
+            Metric::SetupRateResumed,
+            Metric::SetupP50Resumed,
+            Metric::SetupP99Resumed,
+        ];
+        front_table.copy_from(&table, 0, 0, &shared);
+        front_table.copy_from(&table, 1, 1, &shared);
+        out.push_str(
+            "\n\nThe CONNECT front door against general-purpose proxies (same runs; direct and \
+             comgate columns as above; tinyproxy's \"full TLS\" rows are its plain set-ups)\n\n",
+        );
+        out.push_str(&front_table.render());
+    }
     for l in &left_out {
         out.push_str(&format!("\n- left out: {l}"));
     }
     println!("{out}");
+    Ok(())
+}
+
+/// The distant-site figures of one path: one stream each way, then the RTT.
+async fn far_run(
+    o: &Opts,
+    p: &Peer,
+    i: usize,
+    target: SocketAddr,
+    bytes: u64,
+    t: &mut Table,
+) -> Result<()> {
+    for (metric, up) in [(Metric::Up1Far, true), (Metric::Down1Far, false)] {
+        let b = measure::bulk(&p.path, target, &[], bytes, 1, up).await?;
+        t.add(metric, i, b.bytes as f64 / b.secs / 1e6);
+    }
+    let (p50, _) = measure::pingpong(&p.path, target, o.rounds.clamp(20, 200)).await?;
+    t.add(Metric::RttP50Far, i, p50 / 1e3);
+    Ok(())
+}
+
+/// The front-door figures of one general-purpose proxy path: one stream each way
+/// with CPU, idle RTT, set-ups (with resumption when it speaks TLS).
+async fn front_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
+    let roots = p.pids();
+    let mut cpu = 0.0;
+    let mut gb = 0.0;
+    for (metric, up) in [(Metric::Up1, true), (Metric::Down1, false)] {
+        let b = measure::bulk(&p.path, target, &roots, o.bytes, 1, up).await?;
+        t.add(metric, i, b.bytes as f64 / b.secs / 1e6);
+        cpu += b.cpu;
+        gb += b.bytes as f64 / 1e9;
+    }
+    t.add(Metric::CpuPerGb, i, cpu / gb);
+    let (p50, p99) = measure::pingpong(&p.path, target, o.rounds).await?;
+    t.add(Metric::RttP50, i, p50);
+    t.add(Metric::RttP99, i, p99);
+    let full = measure::setup(&p.path, target, o.setups, o.parallel, false).await?;
+    t.add(Metric::SetupRateFull, i, full.per_sec);
+    t.add(Metric::SetupP50Full, i, full.p50_ms);
+    t.add(Metric::SetupP99Full, i, full.p99_ms);
+    if matches!(&p.path, paths::Path::Proxy { front: Some(_), .. }) {
+        let res = measure::setup(&p.path, target, o.setups, o.parallel, true).await?;
+        if res.resumed * 2 < o.setups {
+            t.note(format!(
+                "{}: only {} of {} set-ups resumed their TLS session",
+                p.name, res.resumed, o.setups
+            ));
+        }
+        t.add(Metric::SetupRateResumed, i, res.per_sec);
+        t.add(Metric::SetupP50Resumed, i, res.p50_ms);
+        t.add(Metric::SetupP99Resumed, i, res.p99_ms);
+    }
     Ok(())
 }
 

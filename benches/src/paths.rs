@@ -82,6 +82,16 @@ pub enum Path {
     Ssh(SshJump),
     /// rathole's visitor port (plain TCP; rathole's own hop is websocket + TLS).
     Rathole { visitor: SocketAddr },
+    /// Plain TCP to a forwarder that leads to the target (the delay relay).
+    Forward(SocketAddr),
+    /// A generic HTTP CONNECT proxy (tinyproxy, or haproxy in front of it): plain TCP
+    /// to `addr`, or TLS to `front` when set; CONNECT with Basic auth.
+    Proxy {
+        addr: SocketAddr,
+        front: Option<TlsFront>,
+        authority: String,
+        basic: String,
+    },
 }
 
 impl Path {
@@ -105,39 +115,35 @@ impl Path {
                 basic,
             } => {
                 let (mut tls, resumed) = front.connect(resume).await?;
-                let head = format!(
-                    "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\
-                     Proxy-Authorization: Basic {basic}\r\n\r\n"
-                );
-                tls.write_all(head.as_bytes()).await?;
-                let mut buf = Vec::with_capacity(256);
-                let mut byte = [0u8; 1];
-                // Byte by byte: nothing may be read past the head (the target says
-                // nothing first, but the parser must not depend on that).
-                while !buf.ends_with(b"\r\n\r\n") {
-                    if tls.read(&mut byte).await? == 0 {
-                        bail!(
-                            "front door closed the connection: {:?}",
-                            String::from_utf8_lossy(&buf)
-                        );
-                    }
-                    buf.push(byte[0]);
-                    if buf.len() > 16 * 1024 {
-                        bail!("response head too large");
-                    }
-                }
-                if !buf.starts_with(b"HTTP/1.1 200") {
-                    bail!(
-                        "CONNECT {authority}: {}",
-                        String::from_utf8_lossy(&buf).lines().next().unwrap_or("")
-                    );
-                }
+                connect_head(&mut tls, authority, basic).await?;
                 Ok(Opened {
                     io: Box::new(tls),
                     pids: Vec::new(),
                     resumed,
                 })
             }
+            Path::Forward(addr) => tcp(*addr).await,
+            Path::Proxy {
+                addr,
+                front,
+                authority,
+                basic,
+            } => match front {
+                Some(front) => {
+                    let (mut tls, resumed) = front.connect(resume).await?;
+                    connect_head(&mut tls, authority, basic).await?;
+                    Ok(Opened {
+                        io: Box::new(tls),
+                        pids: Vec::new(),
+                        resumed,
+                    })
+                }
+                None => {
+                    let mut o = tcp(*addr).await?;
+                    connect_head(&mut o.io, authority, basic).await?;
+                    Ok(o)
+                }
+            },
             Path::Ssh(jump) => {
                 let mut cmd = tokio::process::Command::new("ssh");
                 cmd.args(["-q", "-T", "-F", "/dev/null", "-p"])
@@ -176,6 +182,45 @@ impl Path {
             }
         }
     }
+}
+
+/// Sends `CONNECT authority` with Basic auth and reads the response head; any 2xx
+/// opens the tunnel.
+async fn connect_head<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    s: &mut S,
+    authority: &str,
+    basic: &str,
+) -> Result<()> {
+    let head = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\
+         Proxy-Authorization: Basic {basic}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.flush().await?;
+    let mut buf = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    // Byte by byte: nothing may be read past the head (the target says nothing
+    // first, but the parser must not depend on that).
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await? == 0 {
+            bail!(
+                "proxy closed the connection: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+        }
+        buf.push(byte[0]);
+        if buf.len() > 16 * 1024 {
+            bail!("response head too large");
+        }
+    }
+    let status = String::from_utf8_lossy(&buf);
+    let line = status.lines().next().unwrap_or("");
+    // "HTTP/1.1 200 ..." (comgate) or "HTTP/1.0 200 Connection established" (tinyproxy).
+    let code = line.split(' ').nth(1).unwrap_or("");
+    if !(line.starts_with("HTTP/1.") && code.starts_with('2') && code.len() == 3) {
+        bail!("CONNECT {authority}: {line}");
+    }
+    Ok(())
 }
 
 async fn tcp(addr: SocketAddr) -> Result<Opened> {

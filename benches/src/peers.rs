@@ -14,8 +14,8 @@ use crate::paths::{Path, SshJump, TlsFront};
 
 pub const DOMAIN: &str = "bench.test";
 pub const SNI: &str = "maint.bench.test";
-const USER: &str = "bench";
-const PASS: &str = "bench-pass-7f3k9Q";
+pub const USER: &str = "bench";
+pub const PASS: &str = "bench-pass-7f3k9Q";
 
 /// A free TCP port on `ip`.
 pub fn free_port(ip: [u8; 4]) -> Result<u16> {
@@ -62,7 +62,7 @@ impl Proc {
     }
 }
 
-async fn wait_listening(proc: &mut Proc, log: &FsPath, addr: SocketAddr) -> Result<()> {
+pub async fn wait_listening(proc: &mut Proc, log: &FsPath, addr: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         proc.check(log)?;
@@ -78,7 +78,11 @@ async fn wait_listening(proc: &mut Proc, log: &FsPath, addr: SocketAddr) -> Resu
 
 /// Retries `open` on `path` until it reaches the target (agents and rathole need a
 /// moment to connect).
-async fn wait_path(path: &Path, target: SocketAddr, procs: &mut [(Proc, PathBuf)]) -> Result<()> {
+pub async fn wait_path(
+    path: &Path,
+    target: SocketAddr,
+    procs: &mut [(Proc, PathBuf)],
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for (p, log) in procs.iter_mut() {
@@ -119,7 +123,7 @@ pub fn direct() -> Peer {
     }
 }
 
-async fn run_ok(mut cmd: Command, what: &str) -> Result<String> {
+pub async fn run_ok(mut cmd: Command, what: &str) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -136,14 +140,110 @@ async fn run_ok(mut cmd: Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A running `comgate serve`: enough to add more sites to it.
+pub struct Comgate {
+    bin: PathBuf,
+    dir: PathBuf,
+    config: PathBuf,
+    /// Its data dir: the generated CA and server key serve the reference relay,
+    /// rathole and haproxy too.
+    pub data: PathBuf,
+    /// The agent listener (127.0.0.1).
+    pub agent_port: u16,
+    front: TlsFront,
+    basic: String,
+}
+
+impl Comgate {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args).env("RUST_LOG", "info").env("NO_COLOR", "1");
+        c
+    }
+
+    /// Adds system `system` of customer 12345 and starts its agent, which reaches the
+    /// gateway at `wss://127.0.0.1:<gateway_port>` (the agent listener itself or a
+    /// forwarder in front of it: the generated certificate carries 127.0.0.1) and lists
+    /// the target as a co-located tunnel. Returns the agent and the path through it.
+    async fn site(
+        &self,
+        system: &str,
+        primary: bool,
+        gateway_port: u16,
+        target: SocketAddr,
+    ) -> Result<((Proc, PathBuf), Path)> {
+        let cfg = self.config.to_string_lossy().into_owned();
+        let mut args = vec![
+            "admin",
+            "--config",
+            &cfg,
+            "system",
+            "add",
+            "--customer",
+            "12345",
+            "--name",
+            system,
+        ];
+        if primary {
+            args.push("--primary");
+        }
+        let out = run_ok(self.cmd(&args), "comgate admin system add").await?;
+        let secret = out
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .context("no agent secret")?
+            .to_string();
+        let agent_cfg = self.dir.join(format!("agent-{system}.toml"));
+        std::fs::write(
+            &agent_cfg,
+            format!(
+                "gateway = \"wss://127.0.0.1:{gateway_port}\"\nca = \"{}\"\ncustomer = \"12345\"\n\
+                 system = \"{system}\"\nsecret = \"{secret}\"\nremote_access = true\n\
+                 colocated_servers = true\ncentralized_management = false\n\n[[tunnels]]\n\
+                 application = \"bench\"\nserver_ip = \"{}\"\nserver_port = {}\n",
+                self.data.join("ca.pem").display(),
+                target.ip(),
+                target.port()
+            ),
+        )?;
+        let agent_log = self.dir.join(format!("agent-{system}.log"));
+        let agent = Proc::spawn(
+            "comgate agent",
+            self.cmd(&["agent", "--config", &agent_cfg.to_string_lossy()]),
+            &agent_log,
+        )?;
+        let path = Path::Comgate {
+            front: self.front.clone(),
+            authority: format!(
+                "12345-{system}-{}.maint.{DOMAIN}:{}",
+                target.ip(),
+                target.port()
+            ),
+            basic: self.basic.clone(),
+        };
+        Ok(((agent, agent_log), path))
+    }
+
+    /// A second site whose agent reaches the gateway through a delay relay
+    /// (`delay_ms` each way): the distant site.
+    pub async fn far(&self, target: SocketAddr, delay_ms: u64) -> Result<Peer> {
+        let upstream = SocketAddr::from(([127, 0, 0, 1], self.agent_port));
+        let (delay, addr) = delay(&self.dir, "delay-comgate", upstream, delay_ms).await?;
+        let (agent, path) = self.site("ipo2", false, addr.port(), target).await?;
+        let mut procs = vec![delay, agent];
+        wait_path(&path, target, &mut procs).await?;
+        Ok(Peer {
+            name: "comgate",
+            path,
+            procs,
+            is_peer: false,
+        })
+    }
+}
+
 /// comgate serve + one agent whose site lists the target as a co-located tunnel.
-/// Returns the peer, the data dir (its generated CA and server key serve the
-/// reference relay and rathole too) and the port of the agent listener.
-pub async fn comgate(
-    bin: &FsPath,
-    dir: &FsPath,
-    target: SocketAddr,
-) -> Result<(Peer, PathBuf, u16)> {
+pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(Peer, Comgate)> {
     let data = dir.join("comgate-data");
     let port = free_port([127, 0, 0, 1])?;
     let agent_port = free_port([127, 0, 0, 1])?;
@@ -208,62 +308,21 @@ pub async fn comgate(
         "comgate admin customer add",
     )
     .await?;
-    let out = run_ok(
-        cmd(&[
-            "admin",
-            "--config",
-            &cfg,
-            "system",
-            "add",
-            "--customer",
-            "12345",
-            "--name",
-            "ipo1",
-            "--primary",
-        ]),
-        "comgate admin system add",
-    )
-    .await?;
-    let secret = out
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .context("no agent secret")?
-        .to_string();
-    let agent_cfg = dir.join("agent.toml");
-    std::fs::write(
-        &agent_cfg,
-        format!(
-            "gateway = \"wss://127.0.0.1:{agent_port}\"\nca = \"{}\"\ncustomer = \"12345\"\n\
-             system = \"ipo1\"\nsecret = \"{secret}\"\nremote_access = true\n\
-             colocated_servers = true\ncentralized_management = false\n\n[[tunnels]]\n\
-             application = \"bench\"\nserver_ip = \"{}\"\nserver_port = {}\n",
-            data.join("ca.pem").display(),
-            target.ip(),
-            target.port()
-        ),
-    )?;
-    let agent_log = dir.join("agent.log");
-    let agent = Proc::spawn(
-        "comgate agent",
-        cmd(&["agent", "--config", &agent_cfg.to_string_lossy()]),
-        &agent_log,
-    )?;
-    let basic = base64_basic(&format!("{USER}:{PASS}"));
-    let path = Path::Comgate {
+    let cg = Comgate {
+        bin: bin.to_path_buf(),
+        dir: dir.to_path_buf(),
+        config,
         front: TlsFront::new(
             SocketAddr::from(([127, 0, 0, 1], port)),
             &data.join("ca.pem"),
             SNI,
         )?,
-        authority: format!(
-            "12345-ipo1-{}.maint.{DOMAIN}:{}",
-            target.ip(),
-            target.port()
-        ),
-        basic,
+        data,
+        agent_port,
+        basic: base64_basic(&format!("{USER}:{PASS}")),
     };
-    let mut procs = vec![(serve, serve_log), (agent, agent_log)];
+    let (agent, path) = cg.site("ipo1", true, agent_port, target).await?;
+    let mut procs = vec![(serve, serve_log), agent];
     wait_path(&path, target, &mut procs).await?;
     Ok((
         Peer {
@@ -272,47 +331,116 @@ pub async fn comgate(
             procs,
             is_peer: false,
         },
-        data,
-        agent_port,
+        cg,
     ))
 }
 
+/// Starts `comgate-bench delay` on 127.0.0.1 in front of `upstream`; returns it and
+/// its address.
+pub async fn delay(
+    dir: &FsPath,
+    name: &str,
+    upstream: SocketAddr,
+    delay_ms: u64,
+) -> Result<((Proc, PathBuf), SocketAddr)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port([127, 0, 0, 1])?));
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg("delay")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--upstream")
+        .arg(upstream.to_string())
+        .arg("--delay-ms")
+        .arg(delay_ms.to_string());
+    let log = dir.join(format!("{name}.log"));
+    let mut p = Proc::spawn(name, c, &log)?;
+    wait_listening(&mut p, &log, addr).await?;
+    Ok(((p, log), addr))
+}
+
+/// Plain TCP through a delay relay straight to the target: the ceiling of the
+/// distant-site figure.
+pub async fn direct_far(dir: &FsPath, target: SocketAddr, delay_ms: u64) -> Result<Peer> {
+    let (d, addr) = delay(dir, "delay-direct", target, delay_ms).await?;
+    let path = Path::Forward(addr);
+    let mut procs = vec![d];
+    wait_path(&path, target, &mut procs).await?;
+    Ok(Peer {
+        name: "direct TCP",
+        path,
+        procs,
+        is_peer: false,
+    })
+}
+
 /// client -TLS-> relay1 -TLS-> relay2 -> target, each relay its own process.
-pub async fn relay(dir: &FsPath, data: &FsPath, target: SocketAddr) -> Result<Peer> {
-    let me = std::env::current_exe()?;
-    let (cert, key, ca) = (
-        data.join("server.pem"),
-        data.join("server.key"),
-        data.join("ca.pem"),
-    );
+pub async fn relay(dir: &FsPath, data: &FsPath, target: SocketAddr) -> Result<(Peer, SocketAddr)> {
     let r2 = SocketAddr::from(([127, 0, 0, 3], free_port([127, 0, 0, 3])?));
     let r1 = SocketAddr::from(([127, 0, 0, 2], free_port([127, 0, 0, 2])?));
-    let spawn = |listen: SocketAddr, upstream: SocketAddr, tls: bool| {
-        let mut c = Command::new(&me);
-        c.arg("relay")
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--cert")
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .arg("--upstream")
-            .arg(upstream.to_string());
-        if tls {
-            c.arg("--upstream-ca").arg(&ca);
-        }
-        c
-    };
     let log2 = dir.join("relay2.log");
-    let mut p2 = Proc::spawn("relay2", spawn(r2, target, false), &log2)?;
+    let mut p2 = Proc::spawn("relay2", relay_cmd(data, r2, target, false)?, &log2)?;
     wait_listening(&mut p2, &log2, r2).await?;
     let log1 = dir.join("relay1.log");
-    let mut p1 = Proc::spawn("relay1", spawn(r1, r2, true), &log1)?;
+    let mut p1 = Proc::spawn("relay1", relay_cmd(data, r1, r2, true)?, &log1)?;
     wait_listening(&mut p1, &log1, r1).await?;
     let path = Path::Relay {
-        front: TlsFront::new(r1, &ca, SNI)?,
+        front: TlsFront::new(r1, &data.join("ca.pem"), SNI)?,
     };
     let mut procs = vec![(p1, log1), (p2, log2)];
+    wait_path(&path, target, &mut procs).await?;
+    Ok((
+        Peer {
+            name: "2-hop TLS relay (ref)",
+            path,
+            procs,
+            is_peer: false,
+        },
+        r2,
+    ))
+}
+
+/// `comgate-bench relay` on `listen` to `upstream` (TLS upstream when `tls`), with the
+/// server key and CA that comgate generated in `data`.
+fn relay_cmd(
+    data: &FsPath,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    tls: bool,
+) -> Result<Command> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg("relay")
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--cert")
+        .arg(data.join("server.pem"))
+        .arg("--key")
+        .arg(data.join("server.key"))
+        .arg("--upstream")
+        .arg(upstream.to_string());
+    if tls {
+        c.arg("--upstream-ca").arg(data.join("ca.pem"));
+    }
+    Ok(c)
+}
+
+/// The reference relay with the delay between its two hops: a second relay1 whose
+/// upstream is a delay relay in front of the running relay2 (`r2`).
+pub async fn relay_far(
+    dir: &FsPath,
+    data: &FsPath,
+    r2: SocketAddr,
+    target: SocketAddr,
+    delay_ms: u64,
+) -> Result<Peer> {
+    let (d, daddr) = delay(dir, "delay-relay", r2, delay_ms).await?;
+    let r1 = SocketAddr::from(([127, 0, 0, 2], free_port([127, 0, 0, 2])?));
+    let log1 = dir.join("relay1-far.log");
+    let mut p1 = Proc::spawn("relay1 (far)", relay_cmd(data, r1, daddr, true)?, &log1)?;
+    wait_listening(&mut p1, &log1, r1).await?;
+    let path = Path::Relay {
+        front: TlsFront::new(r1, &data.join("ca.pem"), SNI)?,
+    };
+    let mut procs = vec![d, (p1, log1)];
     wait_path(&path, target, &mut procs).await?;
     Ok(Peer {
         name: "2-hop TLS relay (ref)",
@@ -373,14 +501,44 @@ pub async fn ssh(dir: &FsPath, target: SocketAddr) -> Result<Peer> {
     })
 }
 
-/// rathole server + client over its websocket transport with TLS.
+/// `ssh -W` through the running sshd of `jump`, with a delay relay between the ssh
+/// client and sshd.
+pub async fn ssh_far(
+    dir: &FsPath,
+    jump: &SshJump,
+    target: SocketAddr,
+    delay_ms: u64,
+) -> Result<Peer> {
+    let upstream = SocketAddr::from(([127, 0, 0, 1], jump.port));
+    let (d, addr) = delay(dir, "delay-ssh", upstream, delay_ms).await?;
+    let path = Path::Ssh(SshJump {
+        port: addr.port(),
+        ..jump.clone()
+    });
+    let mut procs = vec![d];
+    wait_path(&path, target, &mut procs).await?;
+    Ok(Peer {
+        name: "ssh -W",
+        path,
+        procs,
+        is_peer: true,
+    })
+}
+
+/// rathole server + client over its websocket transport with TLS; with `delay_ms`,
+/// a separate pair whose client reaches the server through a delay relay.
 pub async fn rathole(
     bin: &FsPath,
     dir: &FsPath,
     data: &FsPath,
     target: SocketAddr,
+    delay_ms: Option<u64>,
 ) -> Result<Peer> {
-    let dir = dir.join("rathole");
+    let dir = dir.join(if delay_ms.is_some() {
+        "rathole-far"
+    } else {
+        "rathole"
+    });
     std::fs::create_dir_all(&dir)?;
     let pfx = dir.join("identity.pfx");
     let mut c = Command::new("openssl");
@@ -403,16 +561,7 @@ pub async fn rathole(
             pfx.display()
         ),
     )?;
-    std::fs::write(
-        dir.join("client.toml"),
-        format!(
-            "[client]\nremote_addr = \"127.0.0.1:{port}\"\ndefault_token = \"bench-token\"\n\n\
-             [client.transport]\ntype = \"websocket\"\n[client.transport.tls]\n\
-             trusted_root = \"{}\"\nhostname = \"{SNI}\"\n[client.transport.websocket]\ntls = true\n\n\
-             [client.services.bench]\nlocal_addr = \"{target}\"\n",
-            data.join("ca.pem").display()
-        ),
-    )?;
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
     let spawn = |flag: &str, file: &str| {
         let mut c = Command::new(bin);
         c.arg(flag).arg(dir.join(file)).env("RUST_LOG", "warn");
@@ -420,11 +569,30 @@ pub async fn rathole(
     };
     let slog = dir.join("server.log");
     let mut s = Proc::spawn("rathole server", spawn("--server", "server.toml"), &slog)?;
-    wait_listening(&mut s, &slog, SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    wait_listening(&mut s, &slog, server).await?;
+    let mut procs = vec![(s, slog)];
+    let remote = match delay_ms {
+        Some(ms) => {
+            let (d, addr) = delay(&dir, "delay-rathole", server, ms).await?;
+            procs.push(d);
+            addr
+        }
+        None => server,
+    };
+    std::fs::write(
+        dir.join("client.toml"),
+        format!(
+            "[client]\nremote_addr = \"{remote}\"\ndefault_token = \"bench-token\"\n\n\
+             [client.transport]\ntype = \"websocket\"\n[client.transport.tls]\n\
+             trusted_root = \"{}\"\nhostname = \"{SNI}\"\n[client.transport.websocket]\ntls = true\n\n\
+             [client.services.bench]\nlocal_addr = \"{target}\"\n",
+            data.join("ca.pem").display()
+        ),
+    )?;
     let clog = dir.join("client.log");
     let c = Proc::spawn("rathole client", spawn("--client", "client.toml"), &clog)?;
     let path = Path::Rathole { visitor };
-    let mut procs = vec![(s, slog), (c, clog)];
+    procs.push((c, clog));
     wait_path(&path, target, &mut procs).await?;
     Ok(Peer {
         name: "rathole ws+TLS",
@@ -434,7 +602,7 @@ pub async fn rathole(
     })
 }
 
-fn base64_basic(s: &str) -> String {
+pub fn base64_basic(s: &str) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let b = s.as_bytes();
     let mut out = String::new();

@@ -8,6 +8,9 @@ pub enum Metric {
     Down1,
     Up8,
     Down8,
+    Up1Far,
+    Down1Far,
+    RttP50Far,
     CpuPerGb,
     RttP50,
     RttP99,
@@ -22,8 +25,13 @@ pub enum Metric {
 }
 
 impl Metric {
-    fn label(self) -> &'static str {
-        match self {
+    fn label(self, far_rtt_ms: u64) -> String {
+        let fixed = match self {
+            Metric::Up1Far => return format!("1 stream up, {far_rtt_ms} ms RTT site link, MB/s"),
+            Metric::Down1Far => {
+                return format!("1 stream down, {far_rtt_ms} ms RTT site link, MB/s")
+            }
+            Metric::RttP50Far => return format!("64 B RTT p50, {far_rtt_ms} ms RTT site link, ms"),
             Metric::Up1 => "1 stream up, MB/s",
             Metric::Down1 => "1 stream down, MB/s",
             Metric::Up8 => "8 streams up (total), MB/s",
@@ -39,7 +47,8 @@ impl Metric {
             Metric::SetupRateResumed => "set-ups/s, TLS resumption",
             Metric::SetupP50Resumed => "set-up p50, TLS resumption, ms",
             Metric::SetupP99Resumed => "set-up p99, TLS resumption, ms",
-        }
+        };
+        fixed.to_string()
     }
 
     fn higher_is_better(self) -> bool {
@@ -47,6 +56,8 @@ impl Metric {
             self,
             Metric::Up1
                 | Metric::Down1
+                | Metric::Up1Far
+                | Metric::Down1Far
                 | Metric::Up8
                 | Metric::Down8
                 | Metric::SetupRateFull
@@ -60,14 +71,30 @@ pub struct Table {
     paths: Vec<(String, bool)>,
     values: BTreeMap<(Metric, usize), Vec<f64>>,
     notes: Vec<String>,
+    /// Who counts as a peer, for the footer.
+    peers_are: String,
+    /// Round trip of the distant-site link, for the labels.
+    far_rtt_ms: u64,
 }
 
 impl Table {
-    pub fn new(paths: Vec<(String, bool)>) -> Table {
+    pub fn new(paths: Vec<(String, bool)>, peers_are: &str, far_rtt_ms: u64) -> Table {
         Table {
             paths,
             values: BTreeMap::new(),
             notes: Vec::new(),
+            peers_are: peers_are.to_string(),
+            far_rtt_ms,
+        }
+    }
+
+    /// Copies every run's values of `metrics` from column `from` of `other` to column
+    /// `to` of this table.
+    pub fn copy_from(&mut self, other: &Table, from: usize, to: usize, metrics: &[Metric]) {
+        for &m in metrics {
+            if let Some(v) = other.values.get(&(m, from)) {
+                self.values.insert((m, to), v.clone());
+            }
         }
     }
 
@@ -114,6 +141,9 @@ impl Table {
             Metric::Down1,
             Metric::Up8,
             Metric::Down8,
+            Metric::Up1Far,
+            Metric::Down1Far,
+            Metric::RttP50Far,
             Metric::CpuPerGb,
             Metric::RttP50,
             Metric::RttP99,
@@ -150,7 +180,7 @@ impl Table {
                 self.median(plain, 0)
             });
             let best = self.best_peer(m);
-            s.push_str(&format!("| {} |", m.label()));
+            s.push_str(&format!("| {} |", m.label(self.far_rtt_ms)));
             for i in 0..self.paths.len() {
                 match self.median(m, i) {
                     None => s.push_str(" — |"),
@@ -179,10 +209,11 @@ impl Table {
                 None => s.push_str(" — |\n"),
             }
         }
-        s.push_str(
-            "\n×d: ratio to direct loopback TCP; ×p: ratio to the best peer (ssh -W, rathole) \
+        s.push_str(&format!(
+            "\n×d: ratio to direct loopback TCP; ×p: ratio to the best peer ({}) \
              in the same run; for times and CPU lower is better.\n",
-        );
+            self.peers_are
+        ));
         // Added latency over direct, the targets' unit.
         for (i, (name, _)) in self.paths.iter().enumerate().skip(1) {
             let add = |m| Some(self.median(m, i)? - self.median(m, 0)?);
