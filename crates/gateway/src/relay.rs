@@ -182,12 +182,28 @@ where
         shared.touch(dir);
     }
     let mut buf = vec![0u8; FIRST_CHUNK];
+    // One timer per direction, armed at the earliest moment a limit could
+    // hit and re-checked when it fires: bytes only push deadlines later, so
+    // the hot loop never touches the timer wheel.
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed = false;
+    let mut other_finished = None;
     loop {
         let flags = *rx.borrow_and_update();
         if flags.aborted {
             return (moved, PumpEnd::Aborted);
         }
-        let deadline = shared.deadline(dir, flags.finished[1 - dir]);
+        if other_finished != Some(flags.finished[1 - dir]) {
+            other_finished = Some(flags.finished[1 - dir]);
+            match shared.deadline(dir, flags.finished[1 - dir]) {
+                Some(d) => {
+                    timer.as_mut().reset(d);
+                    armed = true;
+                }
+                None => armed = false,
+            }
+        }
         let step = tokio::select! {
             res = r.read(&mut buf) => Some(res),
             // The other direction finished or aborted: recompute the deadline.
@@ -197,9 +213,8 @@ where
                 }
                 None
             }
-            _ = sleep_until_opt(deadline) => {
-                // Re-check: the other direction may have moved bytes meanwhile.
-                let flags = *rx.borrow();
+            _ = &mut timer, if armed => {
+                // Re-check: bytes may have moved since the timer was armed.
                 match shared.deadline(dir, flags.finished[1 - dir]) {
                     Some(d) if d <= Instant::now() => {
                         let idle_hit = shared.limits.idle_timeout.is_some_and(|idle| {
@@ -209,8 +224,10 @@ where
                         let _ = w.shutdown().await;
                         return (moved, abort(end));
                     }
-                    _ => None,
+                    Some(d) => timer.as_mut().reset(d),
+                    None => armed = false,
                 }
+                None
             }
         };
         match step {
@@ -257,13 +274,6 @@ async fn wait_aborted(rx: &mut watch::Receiver<Flags>) {
             // The sender lives as long as the relay; treat its loss as abort.
             return;
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -342,6 +352,37 @@ mod tests {
             .await
             .expect("closed by the idle timeout");
         assert_eq!(out.end, RelayEnd::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_keeps_a_tunnel_open_past_the_idle_timeout() {
+        let (a, mut a_peer) = duplex(1024);
+        let (b, mut b_peer) = duplex(1024);
+        let limits = RelayLimits {
+            half_close_grace: None,
+            idle_timeout: Some(Duration::from_secs(30)),
+        };
+        let started = Instant::now();
+        let relay = tokio::spawn(relay(a, b, b"", limits));
+        // A byte every 20 s for 100 s: each one pushes the idle deadline on.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            a_peer.write_all(b"x").await.unwrap();
+            let mut got = [0u8; 1];
+            b_peer.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"x");
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), relay)
+            .await
+            .expect("closed by the idle timeout once traffic stopped")
+            .unwrap();
+        assert_eq!(out.end, RelayEnd::Idle);
+        assert_eq!(out.a_to_b, 5);
+        let lived = started.elapsed();
+        assert!(
+            lived >= Duration::from_secs(130) && lived < Duration::from_secs(132),
+            "closed {lived:?} after the start, expected 30 s after the last byte at 100 s"
+        );
     }
 
     #[tokio::test]
