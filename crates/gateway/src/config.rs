@@ -164,6 +164,15 @@ pub struct GatewaySection {
     /// A tunnel with no bytes either way for this long is closed; 0 = never.
     #[serde(default = "defaults::tunnel_idle_timeout_secs")]
     pub tunnel_idle_timeout_secs: u64,
+    /// Tunnels one HTTP/2 connection may carry at once (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); browsers share one connection to the
+    /// proxy for many tunnels.
+    #[serde(default = "defaults::max_streams_per_connection")]
+    pub max_streams_per_connection: u32,
+    /// An HTTP/2 connection without any tunnel for this long is closed with
+    /// GOAWAY (browsers keep idle proxy connections around).
+    #[serde(default = "defaults::idle_connection_timeout_secs")]
+    pub idle_connection_timeout_secs: u64,
 }
 
 /// The listener site agents connect to, and the multiplexer's settings.
@@ -224,6 +233,12 @@ pub mod defaults {
     }
     pub fn tunnel_idle_timeout_secs() -> u64 {
         0
+    }
+    pub fn max_streams_per_connection() -> u32 {
+        100
+    }
+    pub fn idle_connection_timeout_secs() -> u64 {
+        300
     }
     pub fn heartbeat_interval_ms() -> u64 {
         10_000
@@ -297,6 +312,14 @@ impl ServeConfig {
         for (key, v) in [
             ("gateway.head_timeout_ms", g.head_timeout_ms),
             ("gateway.stream_open_timeout_ms", g.stream_open_timeout_ms),
+            (
+                "gateway.max_streams_per_connection",
+                u64::from(g.max_streams_per_connection),
+            ),
+            (
+                "gateway.idle_connection_timeout_secs",
+                g.idle_connection_timeout_secs,
+            ),
             (
                 "agents.heartbeat_interval_ms",
                 self.agents.heartbeat_interval_ms,
@@ -403,6 +426,9 @@ impl GatewaySection {
     pub fn tunnel_idle_timeout(&self) -> Option<Duration> {
         (self.tunnel_idle_timeout_secs > 0)
             .then(|| Duration::from_secs(self.tunnel_idle_timeout_secs))
+    }
+    pub fn idle_connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_connection_timeout_secs.max(1))
     }
 }
 

@@ -215,7 +215,7 @@ fn has_close_token(value: &[u8]) -> bool {
 
 /// `credentials = auth-scheme [ 1*SP token68 ]` (RFC 9110 11.4); only Basic
 /// (RFC 7617) is decoded.
-fn parse_proxy_authorization(value: &[u8]) -> ProxyAuth {
+pub fn parse_proxy_authorization(value: &[u8]) -> ProxyAuth {
     let value = value.trim_ascii();
     let (scheme, rest) = match value.iter().position(|&b| b == b' ' || b == b'\t') {
         Some(i) => (&value[..i], value[i..].trim_ascii_start()),

@@ -137,6 +137,54 @@ impl Refusal {
         }
     }
 
+    /// The headers that go with the status, whatever the HTTP version
+    /// (name, value): the challenge for 407, `Allow` for 405, `Retry-After`
+    /// for a rate limit.
+    pub fn headers(&self, realm: &str) -> Vec<(&'static str, String)> {
+        match self {
+            Refusal::AuthRequired | Refusal::BadCredentials => vec![(
+                "Proxy-Authenticate",
+                format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+            )],
+            Refusal::MethodNotAllowed(_) => vec![("Allow", "CONNECT".into())],
+            Refusal::TooManyFailures { retry_after } => {
+                vec![("Retry-After", retry_after.as_secs().max(1).to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `Proxy-Status` value (RFC 9209) that carries the reason where
+    /// HTTP/2 has no reason phrase: `comgate; error=<type>; details="..."`.
+    pub fn proxy_status(&self, reason: &str) -> String {
+        let error = match self {
+            Refusal::BadRequest(_) | Refusal::BadMaintAddress(_) | Refusal::HeadTooLarge => {
+                "http_request_error"
+            }
+            Refusal::Offline { .. }
+            | Refusal::AgentLost { .. }
+            | Refusal::TargetUnreachable { .. } => "destination_unavailable",
+            Refusal::Internal => "proxy_internal_error",
+            _ => "http_request_denied",
+        };
+        // An sf-string holds printable ASCII only, with \ and " escaped.
+        let details: String = reason
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .flat_map(|c| match c {
+                '\\' | '"' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        format!("comgate; error={error}; details=\"{details}\"")
+    }
+
     /// The complete HTTP/1.1 response.
     pub fn render(&self, realm: &str, close: bool) -> Vec<u8> {
         let (code, reason) = self.status();
@@ -145,20 +193,8 @@ impl Refusal {
             "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
             body.len()
         );
-        match self {
-            Refusal::AuthRequired | Refusal::BadCredentials => {
-                out.push_str(&format!(
-                    "Proxy-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n"
-                ));
-            }
-            Refusal::MethodNotAllowed(_) => out.push_str("Allow: CONNECT\r\n"),
-            Refusal::TooManyFailures { retry_after } => {
-                out.push_str(&format!(
-                    "Retry-After: {}\r\n",
-                    retry_after.as_secs().max(1)
-                ));
-            }
-            _ => {}
+        for (name, value) in self.headers(realm) {
+            out.push_str(&format!("{name}: {value}\r\n"));
         }
         out.push_str(if close {
             "Connection: close\r\n"

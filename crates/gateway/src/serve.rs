@@ -70,7 +70,10 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
     };
     // HTTP/2 on the front door arrives with browser support; offering only
     // http/1.1 keeps Chromium on HTTP/1.1 CONNECT until then.
-    let front_tls = TlsAcceptor::from(crate::tls::server_config(&identity, &[b"http/1.1"])?);
+    let front_tls = TlsAcceptor::from(crate::tls::server_config(
+        &identity,
+        crate::front_door::ALPN,
+    )?);
     let agent_tls = TlsAcceptor::from(crate::tls::server_config(&identity, &[b"http/1.1"])?);
 
     let gateway_listener = bind("gateway.listen", cfg.gateway.listen).await?;

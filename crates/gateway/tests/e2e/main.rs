@@ -31,6 +31,7 @@ mod audit_log;
 mod concurrency;
 mod curl;
 mod demo;
+mod http2;
 mod isolation;
 mod limits;
 mod plink;

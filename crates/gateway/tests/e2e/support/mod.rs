@@ -7,6 +7,7 @@ pub mod connect;
 pub mod curl;
 pub mod fake_gateway;
 pub mod files;
+pub mod h2front;
 pub mod harness;
 pub mod https_target;
 pub mod net;

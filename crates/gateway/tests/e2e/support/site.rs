@@ -36,8 +36,17 @@ pub struct EchoSite {
 impl EchoSite {
     /// The echo server listens on 127.0.0.`last_octet`.
     pub async fn start(h: &Harness, last_octet: u8) -> Result<EchoSite> {
+        Self::start_with_options(h, last_octet, &GatewayOptions::default()).await
+    }
+
+    /// Like [`EchoSite::start`], with serve started with `opts`.
+    pub async fn start_with_options(
+        h: &Harness,
+        last_octet: u8,
+        opts: &GatewayOptions,
+    ) -> Result<EchoSite> {
         let server = echo(lo(last_octet), 0).await?;
-        let tenant = Tenant::start(h).await?;
+        let tenant = Tenant::start_with(h, opts).await?;
         let agent = Agent::start(
             &tenant.gw,
             &tenant.agent_config().tunnel("RDP", server.addr),

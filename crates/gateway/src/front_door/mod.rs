@@ -4,7 +4,9 @@
 //! accept → TLS → [`read_head`] → [`FrontDoor::admit`] (method, maint address,
 //! authentication, authorisation, site lookup, site policy, stream open) →
 //! `200 Connection established` → [`relay`](crate::relay) → audit. Every
-//! refusal is a [`Refusal`], rendered in one place.
+//! refusal is a [`Refusal`], rendered in one place. TLS offers ALPN `h2` and
+//! `http/1.1`; an HTTP/2 connection (browsers share one for many tunnels)
+//! runs the same [`FrontDoor::admit`] per CONNECT stream, see [`http2`].
 //!
 //! The request target alone decides where a tunnel goes, never `Host`
 //! (proxytunnel puts the proxy's own name there). The 200 reply is flushed in
@@ -37,6 +39,12 @@ use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayLimits};
+
+mod h2_stream;
+mod http2;
+
+/// ALPN protocols of the front door, preferred first.
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Shared state of the front door.
 pub struct FrontDoor {
@@ -108,33 +116,34 @@ impl FrontDoor {
         // Boxed: the handshake, head and admission steps need several KiB of
         // future state (TLS accept, database queries, argon2) that must not
         // stay allocated for the tunnel's whole life.
-        let opened = Box::pin(self.open_tunnel(tcp, peer, acceptor)).await;
-        if let Some((tls, early, admitted)) = opened {
-            self.tunnel(tls, &early, admitted, peer).await;
+        let Some((tls, deadline)) = Box::pin(accept_tls(tcp, acceptor, &self.limits)).await else {
+            return;
+        };
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            return http2::serve(self, tls, deadline, peer).await;
+        }
+        let opened = Box::pin(self.open_tunnel(tls, deadline, peer)).await;
+        if let Some((mut tls, early, admitted)) = opened {
+            // Its own TLS record, flushed before any target byte (see module doc).
+            let ok = tls
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .and(tls.flush().await);
+            match ok {
+                Ok(()) => self.tunnel(tls, &early, admitted, peer).await,
+                Err(e) => admitted.audit_unused(peer, &format!("error_client: {e}")),
+            }
         }
     }
 
-    /// Accept → TLS → heads until one is admitted (or the connection ends):
-    /// the TLS stream, the bytes after the admitted head, and the open stream.
+    /// HTTP/1.1 heads until one is admitted (or the connection ends): the TLS
+    /// stream, the bytes after the admitted head, and the open stream.
     async fn open_tunnel(
         &self,
-        tcp: TcpStream,
+        mut tls: TlsStream<TcpStream>,
+        mut deadline: Instant,
         peer: SocketAddr,
-        acceptor: TlsAcceptor,
     ) -> Option<(TlsStream<TcpStream>, BytesMut, Admitted)> {
-        let _ = tcp.set_nodelay(true);
-        let mut deadline = Instant::now() + self.limits.head_timeout();
-        let mut tls = match timeout_at(deadline, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
-                return None;
-            }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
-                return None;
-            }
-        };
         let mut buf = BytesMut::with_capacity(1024);
         let mut requests = 0u32;
         loop {
@@ -315,44 +324,82 @@ impl FrontDoor {
         })
     }
 
-    /// 200, then bytes both ways until the tunnel ends, then the audit event.
-    async fn tunnel<S>(&self, mut tls: S, early: &[u8], admitted: Admitted, peer: SocketAddr)
+    /// Bytes both ways until the tunnel ends (the partner was already told
+    /// 200), then the audit event.
+    async fn tunnel<S>(&self, client: S, early: &[u8], admitted: Admitted, peer: SocketAddr)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Send,
     {
         let started = StdInstant::now();
-        // Its own TLS record, flushed before any target byte (see module doc).
-        let ok = tls
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .await
-            .and(tls.flush().await);
-        let (up, down, outcome) = match ok {
-            Err(e) => (0, 0, format!("error_client: {e}")),
-            Ok(()) => {
-                let limits = RelayLimits {
-                    half_close_grace: Some(self.limits.half_close_grace()),
-                    idle_timeout: self.limits.tunnel_idle_timeout(),
-                };
-                let out = relay(tls, admitted.stream, early, limits).await;
-                let label = match &out.end {
-                    crate::relay::RelayEnd::ErrorA(e) => format!("error_partner: {e}"),
-                    crate::relay::RelayEnd::ErrorB(e) => format!("error_site: {e}"),
-                    other => other.label(),
-                };
-                (out.a_to_b, out.b_to_a, label)
-            }
+        let limits = RelayLimits {
+            half_close_grace: Some(self.limits.half_close_grace()),
+            idle_timeout: self.limits.tunnel_idle_timeout(),
+        };
+        let Admitted {
+            stream,
+            account,
+            customer,
+            system,
+            target,
+            _slot,
+        } = admitted;
+        let out = relay(client, stream, early, limits).await;
+        let label = match &out.end {
+            crate::relay::RelayEnd::ErrorA(e) => format!("error_partner: {e}"),
+            crate::relay::RelayEnd::ErrorB(e) => format!("error_site: {e}"),
+            other => other.label(),
         };
         audit::tunnel_closed(&audit::TunnelRecord {
-            account: &admitted.account,
+            account: &account,
             source: peer,
-            customer: &admitted.customer,
-            system: &admitted.system,
-            target: &admitted.target,
-            bytes_up: up,
-            bytes_down: down,
+            customer: &customer,
+            system: &system,
+            target: &target,
+            bytes_up: out.a_to_b,
+            bytes_down: out.b_to_a,
             duration: started.elapsed(),
-            outcome: &outcome,
+            outcome: &label,
         });
+    }
+}
+
+impl Admitted {
+    /// The audit event of a tunnel that ended before any byte moved (the
+    /// partner could not be told 200).
+    fn audit_unused(self, peer: SocketAddr, outcome: &str) {
+        audit::tunnel_closed(&audit::TunnelRecord {
+            account: &self.account,
+            source: peer,
+            customer: &self.customer,
+            system: &self.system,
+            target: &self.target,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: std::time::Duration::ZERO,
+            outcome,
+        });
+    }
+}
+
+/// TCP → TLS within the head timeout; returns the stream and the deadline
+/// for the first request, which the same timeout bounds.
+async fn accept_tls(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    limits: &GatewaySection,
+) -> Option<(TlsStream<TcpStream>, Instant)> {
+    let _ = tcp.set_nodelay(true);
+    let deadline = Instant::now() + limits.head_timeout();
+    match timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some((tls, deadline)),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
     }
 }
 
