@@ -28,6 +28,7 @@ mod admin_cli;
 mod agent_policy;
 mod agent_proxy;
 mod audit_log;
+mod browser;
 mod concurrency;
 mod curl;
 mod demo;

@@ -9,7 +9,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use super::harness::Harness;
 use super::DOMAIN;
 
-/// A CA and a leaf certificate for `*.maint.<domain>`, localhost and 127.0.0.1.
+/// A CA and a leaf certificate for `*.maint.<domain>`, `intranet.<domain>`, localhost
+/// and 127.0.0.1.
 pub struct TargetCerts {
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -31,6 +32,8 @@ impl TargetCerts {
         let leaf_key = KeyPair::generate()?;
         let mut leaf_params = CertificateParams::new(vec![
             format!("*.maint.{DOMAIN}"),
+            // A non-maint name for pages a browser must load DIRECT.
+            format!("intranet.{DOMAIN}"),
             "localhost".to_string(),
             "127.0.0.1".to_string(),
         ])?;

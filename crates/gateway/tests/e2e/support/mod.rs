@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod certs;
+pub mod chromium;
 pub mod comgate;
 pub mod connect;
 pub mod curl;
