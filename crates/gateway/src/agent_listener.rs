@@ -113,12 +113,11 @@ impl AgentListener {
             .map_err(|e| format!("sending welcome: {e}"))?;
 
         let (mux, mut incoming) = mux::start(ws, Role::Gateway, self.mux_config());
-        let site = self
-            .hub
-            .register(key, mux.clone(), hello.settings.clone(), peer);
+        let site = self.hub.register(key, mux.clone(), &hello, peer);
         tracing::info!(
             remote_access = hello.settings.remote_access,
             colocated_servers = hello.settings.colocated_servers,
+            centralized_management = hello.settings.centralized_management,
             tunnels = hello.settings.tunnels.len(),
             agent_version = %hello.agent_version,
             "site connected"

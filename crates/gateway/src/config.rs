@@ -91,9 +91,9 @@ pub struct ServeConfig {
     /// The admin plane's listener; served once the admin plane lands.
     #[serde(default)]
     pub admin: Option<ListenSection>,
-    /// The central-management proxy's listener; served once it lands.
+    /// The central-management proxy (`https://admin.<domain>:8443/<customer>/...`).
     #[serde(default)]
-    pub central: Option<ListenSection>,
+    pub central: Option<CentralSection>,
     #[serde(default)]
     pub database: Option<DatabaseSection>,
     /// Where the config was read from, for error messages.
@@ -175,6 +175,55 @@ pub struct GatewaySection {
     pub idle_connection_timeout_secs: u64,
 }
 
+/// The central-management reverse proxy (Web Manager, System Status,
+/// SysMonitor) and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralSection {
+    /// 8443 in production: the admin tools add that port themselves.
+    pub listen: SocketAddr,
+    /// Largest request head (request line and headers); larger gets 431.
+    #[serde(default = "defaults::central_max_head_bytes")]
+    pub max_head_bytes: usize,
+    /// Time for the TLS handshake plus the first complete request head of a
+    /// connection (slowloris).
+    #[serde(default = "defaults::head_timeout_ms")]
+    pub head_timeout_ms: u64,
+    /// A kept-alive connection whose next request head is not complete
+    /// within this long after the previous response is closed.
+    #[serde(default = "defaults::central_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Client connections open at once; more wait in the kernel's backlog.
+    #[serde(default = "defaults::central_max_connections")]
+    pub max_connections: usize,
+    /// Requests being proxied at once, an open websocket counting until it
+    /// closes; beyond it a request gets 503.
+    #[serde(default = "defaults::central_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Time for the agent to reach the system and for TLS with it (504 after).
+    #[serde(default = "defaults::stream_open_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time for the system to answer a request with its response head (504
+    /// after). Bodies then stream without a deadline.
+    #[serde(default = "defaults::central_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+}
+
+impl CentralSection {
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+}
+
 /// The listener site agents connect to, and the multiplexer's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +288,21 @@ pub mod defaults {
     }
     pub fn idle_connection_timeout_secs() -> u64 {
         300
+    }
+    pub fn central_max_head_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn central_idle_timeout_secs() -> u64 {
+        60
+    }
+    pub fn central_max_connections() -> usize {
+        1024
+    }
+    pub fn central_max_concurrent_requests() -> usize {
+        256
+    }
+    pub fn central_response_timeout_ms() -> u64 {
+        60_000
     }
     pub fn heartbeat_interval_ms() -> u64 {
         10_000
@@ -380,6 +444,31 @@ impl ServeConfig {
                 "agents.max_streams_per_site",
                 "must be at least 1",
             ));
+        }
+        if let Some(c) = &self.central {
+            // hyper's read buffer must hold a whole head, and is at least 8 KiB.
+            if !(8 * 1024..=256 * 1024).contains(&c.max_head_bytes) {
+                return Err(invalid(
+                    p,
+                    "central.max_head_bytes",
+                    "must be between 8192 and 262144",
+                ));
+            }
+            for (key, v) in [
+                ("central.head_timeout_ms", c.head_timeout_ms),
+                ("central.idle_timeout_secs", c.idle_timeout_secs),
+                ("central.max_connections", c.max_connections as u64),
+                (
+                    "central.max_concurrent_requests",
+                    c.max_concurrent_requests as u64,
+                ),
+                ("central.connect_timeout_ms", c.connect_timeout_ms),
+                ("central.response_timeout_ms", c.response_timeout_ms),
+            ] {
+                if v == 0 {
+                    return Err(invalid(p, key, "must be greater than 0"));
+                }
+            }
         }
         if let Some(db) = &self.database {
             if !db.url.starts_with("sqlite:") {
@@ -621,6 +710,33 @@ listen = "127.0.0.1:6444"
         let (_d, path) = write(&MINIMAL.replace("[agents]", "max_head_bytes = 3\n[agents]"));
         let err = ServeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("gateway.max_head_bytes"), "{err}");
+    }
+
+    #[test]
+    fn central_section_gets_defaults_and_checks_its_limits() {
+        let (_d, path) = write(&format!(
+            "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\n"
+        ));
+        let cfg = ServeConfig::load(&path).unwrap();
+        let c = cfg.central.unwrap();
+        assert_eq!(c.max_head_bytes, 64 * 1024);
+        assert_eq!(c.idle_timeout_secs, 60);
+        assert_eq!(c.max_concurrent_requests, 256);
+        let (_d, path) = write(&format!(
+            "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_head_bytes = 100\n"
+        ));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("central.max_head_bytes"), "{err}");
+        let (_d, path) = write(&format!(
+            "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_concurrent_requests = 0\n"
+        ));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("central.max_concurrent_requests"), "{err}");
+        let (_d, path) = write(&format!(
+            "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_body = 1\n"
+        ));
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("max_body"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use tunnel_proto::handshake::SiteSettings;
+use tunnel_proto::handshake::{feature, Hello, SiteSettings};
 use tunnel_proto::mux::MuxHandle;
 
 /// A system, as the maint address names it (both lowercase).
@@ -35,6 +35,10 @@ pub struct Site {
     pub generation: u64,
     pub mux: MuxHandle,
     pub settings: SiteSettings,
+    /// The agent announced `central_streams`: it checks Centralized
+    /// Management itself, so the central-management proxy may open streams
+    /// to it (an older agent would close the session on such an OPEN).
+    pub central_streams: bool,
     pub peer: SocketAddr,
     pub connected_at: SystemTime,
 }
@@ -59,14 +63,15 @@ impl Hub {
         &self,
         key: SiteKey,
         mux: MuxHandle,
-        settings: SiteSettings,
+        hello: &Hello,
         peer: SocketAddr,
     ) -> Arc<Site> {
         let site = Arc::new(Site {
             key: key.clone(),
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
             mux,
-            settings,
+            settings: hello.settings.clone(),
+            central_streams: hello.has_feature(feature::CENTRAL_STREAMS),
             peer,
             connected_at: SystemTime::now(),
         });

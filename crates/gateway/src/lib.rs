@@ -6,7 +6,8 @@
 //! [`front_door`]): accept → TLS → read head → parse target → authenticate →
 //! authorise → find site → open stream → relay → audit. Each step is a
 //! function with a typed error; [`refusal`] maps those errors to HTTP
-//! statuses in one place.
+//! statuses in one place. The central-management reverse proxy
+//! ([`central`]) serves the admin tools at `admin.<domain>:8443/<customer>/`.
 
 #[cfg(feature = "server")]
 pub mod agent;
@@ -16,6 +17,8 @@ pub mod agent_listener;
 pub mod audit;
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod central;
 #[cfg(feature = "server")]
 pub mod config;
 pub mod connect_head;

@@ -1,6 +1,6 @@
 //! `comgate serve`: opens the store, loads or generates TLS material, binds
-//! the listeners and runs the front door and the agent listener until a
-//! shutdown signal.
+//! the listeners and runs the front door, the agent listener and (with
+//! `[central]`) the central-management proxy until a shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::agent_listener::AgentListener;
 use crate::auth::{Authenticator, FailureLimits};
+use crate::central::CentralProxy;
 use crate::config::ServeConfig;
 use crate::front_door::FrontDoor;
 use crate::hub::Hub;
@@ -35,6 +36,8 @@ pub enum ServeError {
 pub struct Running {
     pub gateway_addr: SocketAddr,
     pub agents_addr: SocketAddr,
+    /// The central-management proxy, when `[central]` is configured.
+    pub central_addr: Option<SocketAddr>,
     pub hub: Arc<Hub>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -92,11 +95,21 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
             addr: cfg.agents.listen,
             source,
         })?;
-    for (key, section) in [("admin", &cfg.admin), ("central", &cfg.central)] {
-        if let Some(s) = section {
-            tracing::warn!(listen = %s.listen, "[{key}] is configured but not served yet: it arrives with the admin plane");
-        }
+    if let Some(s) = &cfg.admin {
+        tracing::warn!(listen = %s.listen, "[admin] is configured but not served yet: it arrives with the admin plane");
     }
+    let central = match &cfg.central {
+        Some(c) => {
+            let listener = bind("central.listen", c.listen).await?;
+            let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+                key: "central.listen",
+                addr: c.listen,
+                source,
+            })?;
+            Some((listener, addr, c.clone()))
+        }
+        None => None,
+    };
 
     let hub = Hub::new();
     let g = &cfg.gateway;
@@ -116,7 +129,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         hub.clone(),
         auth.clone(),
     );
-    let agents = AgentListener::new(cfg.agents.clone(), store, hub.clone());
+    let agents = AgentListener::new(cfg.agents.clone(), store.clone(), hub.clone());
     let housekeeping = {
         let auth = auth.clone();
         tokio::spawn(async move {
@@ -127,21 +140,35 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
             }
         })
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(front.run(gateway_listener, front_tls)),
         tokio::spawn(agents.run(agents_listener, agent_tls)),
         housekeeping,
     ];
+    let central_addr = match central {
+        Some((listener, addr, section)) => {
+            // The serve identity names admin.<domain>, which the admin tools use.
+            let tls =
+                TlsAcceptor::from(crate::tls::server_config(&identity, crate::central::ALPN)?);
+            let proxy = CentralProxy::new(&cfg.domain, section, store, hub.clone())
+                .map_err(crate::tls::TlsError::Rustls)?;
+            tasks.push(tokio::spawn(proxy.run(listener, tls)));
+            Some(addr)
+        }
+        None => None,
+    };
     tracing::info!(
         front_door = %gateway_addr,
         agents = %agents_addr,
         domain = %cfg.domain,
         proxy = %cfg.public_address(),
+        central = ?central_addr,
         "comgate serving"
     );
     Ok(Running {
         gateway_addr,
         agents_addr,
+        central_addr,
         hub,
         tasks,
     })

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::codes;
-pub use crate::frame::Target;
+pub use crate::frame::{Access, Target, CENTRAL_PORT};
 
 /// The protocol version this crate speaks. It is a major version: the gateway
 /// rejects a Hello whose version it does not support, and anything that an
@@ -41,6 +41,14 @@ pub mod reject_code {
     pub const MALFORMED_HELLO: &str = "malformed_hello";
 }
 
+/// Names an agent lists in [`Hello::features`]: protocol additions it
+/// understands beyond version 1's base (see the crate docs, Versioning).
+pub mod feature {
+    /// OPEN with [`Access::Central`] (target kinds 2 and 3), checked by the
+    /// agent against its Centralized Management setting.
+    pub const CENTRAL_STREAMS: &str = "central_streams";
+}
+
 /// The agent's first message.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -51,6 +59,17 @@ pub struct Hello {
     pub secret: String,
     pub settings: SiteSettings,
     pub agent_version: String,
+    /// Protocol additions this agent understands ([`feature`]); absent from
+    /// older agents' Hellos.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+impl Hello {
+    /// Whether the agent announced `feature` (one of [`feature`]).
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
 }
 
 impl fmt::Debug for Hello {
@@ -62,6 +81,7 @@ impl fmt::Debug for Hello {
             .field("secret", &"********")
             .field("settings", &self.settings)
             .field("agent_version", &self.agent_version)
+            .field("features", &self.features)
             .finish()
     }
 }
@@ -109,7 +129,54 @@ impl Refusal {
 }
 
 impl SiteSettings {
-    /// The site policy for a stream target:
+    /// The site policy for a stream target under a level of access: the one
+    /// check both the gateway (from the reported settings) and the agent
+    /// (from its own) make before a stream is opened.
+    pub fn permits(&self, access: Access, target: &Target) -> Result<(), Refusal> {
+        match access {
+            Access::Remote => self.allows(target),
+            Access::Central => self.allows_central(target),
+        }
+    }
+
+    /// The Centralized Management policy (the admin tools through the
+    /// central-management proxy):
+    /// - Centralized Management must be on; Remote Access is not needed
+    ///   (the manual lists them as separate levels of access);
+    /// - only port [`CENTRAL_PORT`];
+    /// - the system itself, or a co-located address that a tunnel lists
+    ///   with that port (the manual's `admin.<domain>/<customer>/<ip>`
+    ///   form). Co-located Servers is not needed: that setting extends
+    ///   Remote Access to non-IP Office servers, while this reaches IP Office
+    ///   systems the site chose to list.
+    pub fn allows_central(&self, target: &Target) -> Result<(), Refusal> {
+        if !self.centralized_management {
+            return Err(Refusal::policy(
+                "Centralized Management is disabled on this site",
+            ));
+        }
+        match *target {
+            Target::System { port } if port == CENTRAL_PORT => Ok(()),
+            Target::Colocated { ip, port } if port == CENTRAL_PORT => {
+                if self
+                    .tunnels
+                    .iter()
+                    .any(|t| t.server_ip == ip && t.server_port == port)
+                {
+                    Ok(())
+                } else {
+                    Err(Refusal::policy(format!(
+                        "no tunnel for {ip}:{port} is configured on this site"
+                    )))
+                }
+            }
+            Target::System { port } | Target::Colocated { port, .. } => Err(Refusal::policy(
+                format!("Centralized Management reaches port {CENTRAL_PORT} only, not {port}"),
+            )),
+        }
+    }
+
+    /// The Remote Access policy for a stream target:
     /// - the system's own service needs Remote Access and a port in
     ///   `own_ports`;
     /// - a co-located server needs Remote Access, Co-located Servers, and a
@@ -318,6 +385,7 @@ mod tests {
             secret: "s3cret-value".into(),
             settings: settings(),
             agent_version: "0.1.0".into(),
+            features: vec![feature::CENTRAL_STREAMS.into()],
         }
     }
 
@@ -370,6 +438,81 @@ mod tests {
                 "Remote Access is disabled on this site"
             );
         }
+    }
+
+    #[test]
+    fn central_policy_needs_centralized_management_not_remote_access() {
+        let ipo2 = Ipv4Addr::new(10, 0, 0, 6);
+        let central_only = SiteSettings {
+            remote_access: false,
+            colocated_servers: false,
+            centralized_management: true,
+            tunnels: vec![TunnelSpec {
+                application: "ipo2".into(),
+                server_ip: ipo2,
+                server_port: CENTRAL_PORT,
+            }],
+            ..settings()
+        };
+        let system = Target::System { port: CENTRAL_PORT };
+        let listed = Target::Colocated {
+            ip: ipo2,
+            port: CENTRAL_PORT,
+        };
+        assert_eq!(central_only.permits(Access::Central, &system), Ok(()));
+        assert_eq!(central_only.permits(Access::Central, &listed), Ok(()));
+        // The same targets under Remote Access are refused: it is off.
+        assert!(central_only.permits(Access::Remote, &system).is_err());
+        assert!(central_only.permits(Access::Remote, &listed).is_err());
+        // Only 8443, and only listed addresses.
+        let err = central_only
+            .permits(Access::Central, &Target::System { port: 22 })
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "Centralized Management reaches port 8443 only, not 22"
+        );
+        let unlisted = Target::Colocated {
+            ip: Ipv4Addr::new(10, 0, 0, 7),
+            port: CENTRAL_PORT,
+        };
+        assert!(central_only.permits(Access::Central, &unlisted).is_err());
+        // The RDP tunnel of settings() lists 10.0.0.5:3389, not :8443.
+        let rdp_host = Target::Colocated {
+            ip: Ipv4Addr::new(10, 0, 0, 5),
+            port: CENTRAL_PORT,
+        };
+        assert!(central_only.permits(Access::Central, &rdp_host).is_err());
+
+        // Centralized Management off: nothing, whatever else is on.
+        let all_but_central = settings();
+        for target in [system, listed] {
+            let err = all_but_central
+                .permits(Access::Central, &target)
+                .unwrap_err();
+            assert_eq!(err.code, codes::REFUSE_POLICY);
+            assert_eq!(
+                err.reason,
+                "Centralized Management is disabled on this site"
+            );
+        }
+    }
+
+    #[test]
+    fn features_are_optional_in_json() {
+        let mut json = serde_json::to_value(hello()).unwrap();
+        assert_eq!(json["features"][0], "central_streams");
+        json.as_object_mut().unwrap().remove("features");
+        let old: Hello = serde_json::from_value(json).unwrap();
+        assert!(old.features.is_empty());
+        assert!(!old.has_feature(feature::CENTRAL_STREAMS));
+        assert!(hello().has_feature(feature::CENTRAL_STREAMS));
+        let none = Hello {
+            features: Vec::new(),
+            ..hello()
+        };
+        let text = serde_json::to_string(&none).unwrap();
+        assert!(!text.contains("features"), "{text}");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! 1. the agent sends a TEXT message, the JSON of [`Hello`]:
 //!    `{"version":1,"customer":"12345","system":"ipo1","secret":"…","agent_version":"0.1.0",
 //!    "settings":{"remote_access":true,"colocated_servers":true,"centralized_management":false,
-//!    "own_ports":[22,443],"tunnels":[{"application":"rdp","server_ip":"10.0.0.5","server_port":3389}]}}`;
+//!    "own_ports":[22,443],"tunnels":[{"application":"rdp","server_ip":"10.0.0.5","server_port":3389}]},
+//!    "features":["central_streams"]}`;
 //! 2. the gateway answers with a TEXT message, either
 //!    `{"version":1,"heartbeat_ms":15000}` ([`Welcome`]) — and both sides
 //!    call [`mux::start`] — or `{"code":"authentication_failed","reason":"…"}`
@@ -45,7 +46,7 @@
 //!
 //! | type | name | stream id | body |
 //! | --- | --- | --- | --- |
-//! | 0x01 | OPEN | new id | target kind u8, then `0` System: port u16 (3 bytes) or `1` Colocated: IPv4 (4 bytes) + port u16 (7 bytes) |
+//! | 0x01 | OPEN | new id | target kind u8, then `0` System: port u16 (3 bytes) or `1` Colocated: IPv4 (4 bytes) + port u16 (7 bytes); kinds `2` and `3` are the same two layouts under Centralized Management (see below) |
 //! | 0x02 | ACCEPT | id | empty |
 //! | 0x03 | REFUSE | id | code u8, reason UTF-8 (≤ 1024 bytes) |
 //! | 0x04 | DATA | id | payload, 0..=16384 bytes |
@@ -56,6 +57,12 @@
 //! | 0x09 | PONG | 0 | the PING's u64 |
 //! | 0x0a | CONTROL | 0 | JSON text (delivered as `serde_json::Value`) |
 //! | 0x0b | GOAWAY | 0 | code u32, reason UTF-8 (≤ 1024 bytes) |
+//!
+//! OPEN's target kind is a bit set: bit 0 = co-located (an IPv4 address
+//! precedes the port), bit 1 = Centralized Management ([`Access::Central`]:
+//! the admin tools through the central-management proxy, checked against
+//! the site's Centralized Management setting instead of Remote Access). Any
+//! other bit is an error.
 //!
 //! Codes are in [`codes`]. Stream ids: only the gateway opens streams; its
 //! ids are odd, strictly increasing from 1 and never reused within a session
@@ -117,6 +124,14 @@
 //! - new frame types sent with the ignorable flag `0x80`, which old
 //!   receivers skip.
 //!
+//! - new OPEN target kinds that the agent announced in its Hello's
+//!   `features` (an old agent announces none, so the gateway never sends it
+//!   a kind it would reject; its Remote Access kinds are unchanged).
+//!   OPEN kinds 2 and 3 ([`Access::Central`]) are such an addition, feature
+//!   [`handshake::feature::CENTRAL_STREAMS`]: an agent without it has no
+//!   Centralized Management check of its own, so the gateway must not fall
+//!   back to a Remote Access open for it.
+//!
 //! Anything else — a new frame type without the flag, a changed body layout,
 //! changed flow-control rules — needs a new version. An unknown frame type
 //! without the ignorable flag is a protocol error.
@@ -126,10 +141,10 @@ pub mod handshake;
 pub mod mux;
 pub mod session;
 
-pub use frame::{decode, encode, fuzz_decode, Frame, FrameError, Target};
+pub use frame::{decode, encode, fuzz_decode, Access, Frame, FrameError, Target, CENTRAL_PORT};
 pub use handshake::{
-    GatewayReply, HandshakeError, Hello, Refusal, Reject, SiteSettings, TunnelSpec, Welcome,
-    PROTOCOL_VERSION,
+    feature, GatewayReply, HandshakeError, Hello, Refusal, Reject, SiteSettings, TunnelSpec,
+    Welcome, PROTOCOL_VERSION,
 };
 pub use mux::{
     recommended_ws_config, start, CloseReason, Incoming, IncomingEvent, IncomingStream, MuxClosed,

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use tunnel_proto::frame::{self, Frame, Target, MAX_DATA_LEN, MAX_REASON_LEN};
+use tunnel_proto::frame::{self, Access, Frame, Target, MAX_DATA_LEN, MAX_REASON_LEN};
 
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
@@ -16,6 +16,10 @@ fn target() -> impl Strategy<Value = Target> {
             port
         }),
     ]
+}
+
+fn access() -> impl Strategy<Value = Access> {
+    prop_oneof![Just(Access::Remote), Just(Access::Central)]
 }
 
 fn reason() -> impl Strategy<Value = String> {
@@ -30,7 +34,11 @@ fn stream() -> impl Strategy<Value = u32> {
 
 fn any_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (stream(), target()).prop_map(|(stream, target)| Frame::Open { stream, target }),
+        (stream(), target(), access()).prop_map(|(stream, target, access)| Frame::Open {
+            stream,
+            target,
+            access
+        }),
         stream().prop_map(|stream| Frame::Accept { stream }),
         (stream(), any::<u8>(), reason()).prop_map(|(stream, code, reason)| Frame::Refuse {
             stream,
@@ -130,6 +138,7 @@ fn closing_on_a_protocol_error_releases_unread_bytes_from_the_accounting() {
         Frame::Open {
             stream: 7,
             target: Target::System { port: 22 },
+            access: tunnel_proto::Access::Remote,
         },
         Frame::Data {
             stream: 7,
@@ -139,6 +148,7 @@ fn closing_on_a_protocol_error_releases_unread_bytes_from_the_accounting() {
         Frame::Open {
             stream: 1,
             target: Target::System { port: 22 },
+            access: tunnel_proto::Access::Remote,
         },
     ];
     for (i, f) in frames.into_iter().enumerate() {

@@ -29,6 +29,7 @@ fn hello(secret: &str) -> Hello {
             }],
         },
         agent_version: "test".into(),
+        features: Vec::new(),
     }
 }
 

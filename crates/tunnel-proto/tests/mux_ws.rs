@@ -220,6 +220,41 @@ async fn refusal_carries_code_and_reason_to_open() {
 }
 
 #[tokio::test]
+async fn central_opens_reach_the_agent_as_central_and_get_its_own_policy() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    // Remote Access on, Centralized Management off.
+    let settings = SiteSettings {
+        remote_access: true,
+        own_ports: vec![22, 8443],
+        ..SiteSettings::default()
+    };
+    let _agent = serve(pair.agent_incoming, move |incoming| {
+        let verdict = settings.permits(incoming.access(), incoming.target());
+        async move {
+            match verdict {
+                Ok(()) => drop(incoming.accept()),
+                Err(refusal) => incoming.refuse(refusal.code, &refusal.reason),
+            }
+        }
+    });
+    let system = Target::System { port: 8443 };
+    let err = pair
+        .gateway
+        .open_as(system, tunnel_proto::Access::Central)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        OpenError::Refused {
+            code: codes::REFUSE_POLICY,
+            reason: "Centralized Management is disabled on this site".into()
+        }
+    );
+    // The same target under Remote Access is allowed.
+    assert!(pair.gateway.open(system).await.is_ok());
+}
+
+#[tokio::test]
 async fn losing_the_agent_fails_open_streams_promptly() {
     // gateway <-> relay <-> agent, so that the "network" can be cut.
     let (gw_io, relay_a) = tokio::io::duplex(PIPE);
@@ -316,6 +351,7 @@ async fn data_beyond_the_window_is_a_protocol_error() {
         &Frame::Open {
             stream: 1,
             target: Target::System { port: 22 },
+            access: tunnel_proto::Access::Remote,
         },
         &mut msg,
     )

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use tunnel_proto::frame::{self, Frame, Target};
+use tunnel_proto::frame::{self, Access, Frame, Target};
 use tunnel_proto::session::{Event, ReadOutcome, Role, Session, SessionConfig};
 
 #[derive(Debug, Clone)]
@@ -160,7 +160,7 @@ impl Harness {
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::Open => {
-                let _ = self.gw.open(Target::System { port: 22 });
+                let _ = self.gw.open(Target::System { port: 22 }, Access::Remote);
             }
             Op::Answer { pick, accept } => {
                 if !self.pending.is_empty() {
@@ -322,9 +322,14 @@ proptest! {
 fn hostile_frame() -> impl Strategy<Value = Frame> {
     let id = 1..8u32;
     prop_oneof![
-        id.clone().prop_map(|stream| Frame::Open {
+        (id.clone(), any::<bool>()).prop_map(|(stream, central)| Frame::Open {
             stream,
-            target: Target::System { port: 22 }
+            target: Target::System { port: 8443 },
+            access: if central {
+                Access::Central
+            } else {
+                Access::Remote
+            },
         }),
         (id.clone(), 0..3000usize).prop_map(|(stream, n)| Frame::Data {
             stream,

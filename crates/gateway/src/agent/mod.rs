@@ -22,7 +22,7 @@ use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, CloseReason, IncomingEvent, IncomingStream, MuxConfig, Role};
-use tunnel_proto::Target;
+use tunnel_proto::{Access, Target};
 
 use crate::config::AgentConfig;
 use crate::hub::GOAWAY_REPLACED;
@@ -218,6 +218,8 @@ impl Agent {
             secret: self.cfg.secret.expose().to_owned(),
             settings: self.settings.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            // This agent checks Centralized Management streams itself.
+            features: vec![handshake::feature::CENTRAL_STREAMS.to_owned()],
         };
         let welcome = handshake::agent_handshake(&mut ws, &hello)
             .await
@@ -228,9 +230,13 @@ impl Agent {
         Ok((ws, welcome))
     }
 
-    /// The local address for a target, or why the site refuses it.
-    fn resolve(&self, target: &Target) -> Result<SocketAddr, String> {
-        self.settings.allows(target).map_err(|r| r.to_string())?;
+    /// The local address for a target under a level of access, or why the
+    /// site refuses it. A Centralized Management stream to the system goes
+    /// to its `[ports]` entry for 8443, like a Remote Access one would.
+    fn resolve(&self, target: &Target, access: Access) -> Result<SocketAddr, String> {
+        self.settings
+            .permits(access, target)
+            .map_err(|r| r.to_string())?;
         Ok(match target {
             Target::System { port } => self.cfg.own_service_addr(*port),
             Target::Colocated { ip, port } => SocketAddr::from((*ip, *port)),
@@ -239,10 +245,11 @@ impl Agent {
 
     async fn serve_stream(&self, incoming: IncomingStream) {
         let target = *incoming.target();
-        let addr = match self.resolve(&target) {
+        let access = incoming.access();
+        let addr = match self.resolve(&target, access) {
             Ok(addr) => addr,
             Err(reason) => {
-                tracing::info!(?target, %reason, "stream refused by site settings");
+                tracing::info!(?target, ?access, %reason, "stream refused by site settings");
                 incoming.refuse(codes::REFUSE_POLICY, &reason);
                 return;
             }
@@ -296,9 +303,19 @@ mod tests {
         colocated: bool,
         tunnels: Vec<crate::config::TunnelEntry>,
     ) -> AgentConfig {
+        agent_config_cm(remote_access, colocated, false, tunnels)
+    }
+
+    fn agent_config_cm(
+        remote_access: bool,
+        colocated: bool,
+        central: bool,
+        tunnels: Vec<crate::config::TunnelEntry>,
+    ) -> AgentConfig {
         let text = format!(
             "gateway = \"wss://127.0.0.1:1\"\ncustomer = \"12345\"\nsystem = \"ipo1\"\nsecret = \"s\"\n\
-             remote_access = {remote_access}\ncolocated_servers = {colocated}\n"
+             remote_access = {remote_access}\ncolocated_servers = {colocated}\n\
+             centralized_management = {central}\n"
         );
         let mut cfg: AgentConfig = toml::from_str(&text).unwrap();
         cfg.tunnels = tunnels;
@@ -326,7 +343,11 @@ mod tests {
     }
 
     async fn refusal(h: &MuxHandle, target: Target) -> (u8, String) {
-        match h.open(target).await {
+        refusal_as(h, target, Access::Remote).await
+    }
+
+    async fn refusal_as(h: &MuxHandle, target: Target, access: Access) -> (u8, String) {
+        match h.open_as(target, access).await {
             Err(OpenError::Refused { code, reason }) => (code, reason),
             Err(e) => panic!("expected a refusal, got {e}"),
             Ok(_) => panic!("expected a refusal, the stream opened"),
@@ -367,6 +388,48 @@ mod tests {
         // An own port that is not one of the system's services.
         let (code, _) = refusal(&h, Target::System { port: 25 }).await;
         assert_eq!(code, codes::REFUSE_POLICY);
+    }
+
+    #[tokio::test]
+    async fn agent_refuses_central_streams_unless_centralized_management_is_on() {
+        let central = Target::System {
+            port: tunnel_proto::CENTRAL_PORT,
+        };
+        let ipo2: std::net::Ipv4Addr = "127.0.0.9".parse().unwrap();
+        let listed = crate::config::TunnelEntry {
+            application: "ipo2".into(),
+            server_ip: ipo2,
+            server_port: tunnel_proto::CENTRAL_PORT,
+        };
+        // Remote Access and Co-located Servers on, Centralized Management
+        // off: a central stream is refused, though a Remote Access stream to
+        // the very same port would be allowed.
+        let (h, _incoming) = gateway_side(agent_config(true, true, vec![listed.clone()])).await;
+        let (code, reason) = refusal_as(&h, central, Access::Central).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        assert!(reason.contains("Centralized Management"), "{reason}");
+        let colocated = Target::Colocated {
+            ip: ipo2,
+            port: tunnel_proto::CENTRAL_PORT,
+        };
+        let (code, _) = refusal_as(&h, colocated, Access::Central).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+
+        // Centralized Management on (Remote Access off): other ports and
+        // unlisted addresses are still refused by policy, before any dial.
+        let (h, _incoming) = gateway_side(agent_config_cm(false, false, true, vec![listed])).await;
+        let (code, reason) = refusal_as(&h, Target::System { port: 22 }, Access::Central).await;
+        assert_eq!(code, codes::REFUSE_POLICY, "{reason}");
+        let unlisted = Target::Colocated {
+            ip: "127.0.0.10".parse().unwrap(),
+            port: tunnel_proto::CENTRAL_PORT,
+        };
+        let (code, _) = refusal_as(&h, unlisted, Access::Central).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        // And Remote Access streams are refused: it is off.
+        let (code, reason) = refusal(&h, central).await;
+        assert_eq!(code, codes::REFUSE_POLICY);
+        assert!(reason.contains("Remote Access"), "{reason}");
     }
 
     #[tokio::test]

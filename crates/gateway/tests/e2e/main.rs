@@ -29,6 +29,7 @@ mod agent_policy;
 mod agent_proxy;
 mod audit_log;
 mod browser;
+mod central;
 mod concurrency;
 mod curl;
 mod demo;

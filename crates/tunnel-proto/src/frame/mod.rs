@@ -67,12 +67,44 @@ impl fmt::Display for Target {
     }
 }
 
+/// Which of the site's remote-operations levels of access (manual, Part 8)
+/// a stream is opened under. The same [`Target`] is allowed or refused
+/// differently depending on it: see [`crate::SiteSettings::permits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Remote Access (plus Co-located Servers for a co-located target): a
+    /// partner's CONNECT tunnel through the front door.
+    #[default]
+    Remote,
+    /// Centralized Management: the admin tools (Web Manager, System Status,
+    /// SysMonitor) through the central-management proxy, to port
+    /// [`CENTRAL_PORT`] only.
+    Central,
+}
+
+/// The port of the system's web services that Centralized Management opens
+/// (IP Office Web Manager, and the SSA / SysMonitor websockets).
+pub const CENTRAL_PORT: u16 = 8443;
+
+/// Bits of OPEN's target-kind byte: bit 0 says co-located (an IPv4 address
+/// follows), bit 1 says Centralized Management. Kinds 0 and 1 are the
+/// original Remote Access layouts, unchanged.
+mod target_kind {
+    pub const COLOCATED: u8 = 0b01;
+    pub const CENTRAL: u8 = 0b10;
+    pub const ALL: u8 = COLOCATED | CENTRAL;
+}
+
 /// One protocol frame. See the crate docs for the byte layout of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Open {
         stream: u32,
         target: Target,
+        /// Under which level of access the stream is asked for; old peers
+        /// only ever send [`Access::Remote`].
+        access: Access,
     },
     Accept {
         stream: u32,
@@ -258,17 +290,23 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
     dst.reserve(frame.encoded_len());
     put_header(dst, frame.body_len(), frame.kind(), frame.stream());
     match frame {
-        Frame::Open { target, .. } => match *target {
-            Target::System { port } => {
-                dst.put_u8(0);
-                dst.put_u16(port);
+        Frame::Open { target, access, .. } => {
+            let central = match access {
+                Access::Remote => 0,
+                Access::Central => target_kind::CENTRAL,
+            };
+            match *target {
+                Target::System { port } => {
+                    dst.put_u8(central);
+                    dst.put_u16(port);
+                }
+                Target::Colocated { ip, port } => {
+                    dst.put_u8(central | target_kind::COLOCATED);
+                    dst.put_slice(&ip.octets());
+                    dst.put_u16(port);
+                }
             }
-            Target::Colocated { ip, port } => {
-                dst.put_u8(1);
-                dst.put_slice(&ip.octets());
-                dst.put_u16(port);
-            }
-        },
+        }
         Frame::Accept { .. } | Frame::Fin { .. } => {}
         Frame::Refuse { code, reason, .. } => {
             dst.put_u8(*code);
@@ -354,27 +392,36 @@ fn parse_body(kind: u8, stream: u32, mut body: Bytes) -> Result<Option<Frame>, F
     let frame = match kind {
         kind::OPEN => {
             check_stream_id("OPEN", true, stream)?;
-            let target = match body.first().copied() {
-                Some(0) => {
-                    exact("OPEN", 3)?;
-                    body.advance(1);
-                    Target::System {
-                        port: body.get_u16(),
-                    }
-                }
-                Some(1) => {
-                    exact("OPEN", 7)?;
-                    body.advance(1);
-                    let ip = Ipv4Addr::from(body.get_u32());
-                    Target::Colocated {
-                        ip,
-                        port: body.get_u16(),
-                    }
-                }
+            let kind = match body.first().copied() {
+                Some(k) if k & !target_kind::ALL == 0 => k,
                 Some(other) => return Err(FrameError::BadTarget(other)),
                 None => return Err(FrameError::BadLength { kind: "OPEN", len }),
             };
-            Frame::Open { stream, target }
+            let access = if kind & target_kind::CENTRAL != 0 {
+                Access::Central
+            } else {
+                Access::Remote
+            };
+            let target = if kind & target_kind::COLOCATED == 0 {
+                exact("OPEN", 3)?;
+                body.advance(1);
+                Target::System {
+                    port: body.get_u16(),
+                }
+            } else {
+                exact("OPEN", 7)?;
+                body.advance(1);
+                let ip = Ipv4Addr::from(body.get_u32());
+                Target::Colocated {
+                    ip,
+                    port: body.get_u16(),
+                }
+            };
+            Frame::Open {
+                stream,
+                target,
+                access,
+            }
         }
         kind::ACCEPT => {
             check_stream_id("ACCEPT", true, stream)?;

@@ -18,10 +18,12 @@ fn every_frame_kind_round_trips() {
         Frame::Open {
             stream: 1,
             target: Target::System { port: 22 },
+            access: Access::Remote,
         },
         Frame::Open {
             stream: 3,
             target: Target::Colocated { ip, port: 3389 },
+            access: Access::Remote,
         },
         Frame::Accept { stream: 1 },
         Frame::Refuse {
@@ -68,11 +70,83 @@ fn open_layout_matches_the_docs() {
         ip: Ipv4Addr::new(192, 168, 0, 20),
         port: 3389,
     };
-    encode(&Frame::Open { stream: 1, target }, &mut buf).unwrap();
+    encode(
+        &Frame::Open {
+            stream: 1,
+            target,
+            access: Access::Remote,
+        },
+        &mut buf,
+    )
+    .unwrap();
     assert_eq!(
         &buf[..],
         &[0, 0, 7, 0x01, 0, 0, 0, 0, 1, 1, 192, 168, 0, 20, 0x0d, 0x3d]
     );
+}
+
+/// OPEN bodies as version 1 agents before Centralized Management sent and
+/// received them: they must keep decoding as Remote Access opens.
+#[test]
+fn remote_access_open_bytes_are_unchanged() {
+    let mut system = Bytes::from_static(&[0, 0, 3, 0x01, 0, 0, 0, 0, 5, 0, 0, 22]);
+    assert_eq!(
+        decode(&mut system),
+        Ok(Some(Frame::Open {
+            stream: 5,
+            target: Target::System { port: 22 },
+            access: Access::Remote,
+        }))
+    );
+    let mut colocated =
+        Bytes::from_static(&[0, 0, 7, 0x01, 0, 0, 0, 0, 1, 1, 192, 168, 0, 20, 0x0d, 0x3d]);
+    assert!(matches!(
+        decode(&mut colocated),
+        Ok(Some(Frame::Open {
+            access: Access::Remote,
+            target: Target::Colocated { .. },
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn central_open_layouts_match_the_docs() {
+    let ip = Ipv4Addr::new(10, 0, 0, 6);
+    for (target, bytes) in [
+        (
+            Target::System { port: 8443 },
+            &[0, 0, 3, 0x01, 0, 0, 0, 0, 3, 2, 0x20, 0xfb][..],
+        ),
+        (
+            Target::Colocated { ip, port: 8443 },
+            &[0, 0, 7, 0x01, 0, 0, 0, 0, 3, 3, 10, 0, 0, 6, 0x20, 0xfb][..],
+        ),
+    ] {
+        let frame = Frame::Open {
+            stream: 3,
+            target,
+            access: Access::Central,
+        };
+        let mut buf = BytesMut::new();
+        encode(&frame, &mut buf).unwrap();
+        assert_eq!(&buf[..], bytes);
+        round_trip(frame);
+    }
+}
+
+#[test]
+fn unknown_open_kinds_and_wrong_lengths_are_rejected() {
+    for kind in [4u8, 0x80, 0xff] {
+        let mut bytes = Bytes::from(vec![0, 0, 3, 0x01, 0, 0, 0, 0, 1, kind, 0, 22]);
+        assert_eq!(decode(&mut bytes), Err(FrameError::BadTarget(kind)));
+    }
+    // A central co-located kind with a system-sized body.
+    let mut short = Bytes::from_static(&[0, 0, 3, 0x01, 0, 0, 0, 0, 1, 3, 0x20, 0xfb]);
+    assert!(matches!(
+        decode(&mut short),
+        Err(FrameError::BadLength { kind: "OPEN", .. })
+    ));
 }
 
 #[test]

@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::codes;
-use crate::frame::Target;
+use crate::frame::{Access, Target};
 pub use crate::session::Role;
 use crate::session::{ConnectionStats, Session, SessionConfig, SessionError, StreamStats};
 use shared::{Shared, Slot};
@@ -202,12 +202,21 @@ impl MuxHandle {
     /// agent's handle this fails with `OpenError::Closed`. There is no
     /// timeout here; wrap the call in `tokio::time::timeout`.
     pub async fn open(&self, target: Target) -> Result<MuxStream, OpenError> {
+        self.open_as(target, Access::Remote).await
+    }
+
+    /// Like [`open`](Self::open), under a chosen level of access: the agent
+    /// checks [`Access::Central`] streams against Centralized Management.
+    /// Send those only to an agent that announced
+    /// [`crate::handshake::feature::CENTRAL_STREAMS`]; an older one closes
+    /// the whole session on such an OPEN.
+    pub async fn open_as(&self, target: Target, access: Access) -> Result<MuxStream, OpenError> {
         let (id, rx) = {
             let mut inner = self.shared.lock();
             if let Some(reason) = &inner.closed {
                 return Err(OpenError::Closed(reason.clone()));
             }
-            let id = match inner.session.open(target) {
+            let id = match inner.session.open(target, access) {
                 Ok(id) => id,
                 Err(SessionError::TooManyStreams) => return Err(OpenError::TooManyStreams),
                 Err(e) => {
@@ -360,6 +369,7 @@ pub struct IncomingStream {
     shared: Arc<Shared>,
     id: u32,
     target: Target,
+    access: Access,
     answered: bool,
 }
 
@@ -368,16 +378,18 @@ impl std::fmt::Debug for IncomingStream {
         f.debug_struct("IncomingStream")
             .field("id", &self.id)
             .field("target", &self.target)
+            .field("access", &self.access)
             .finish()
     }
 }
 
 impl IncomingStream {
-    fn new(shared: Arc<Shared>, id: u32, target: Target) -> Self {
+    fn new(shared: Arc<Shared>, id: u32, target: Target, access: Access) -> Self {
         IncomingStream {
             shared,
             id,
             target,
+            access,
             answered: false,
         }
     }
@@ -389,6 +401,12 @@ impl IncomingStream {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The level of access the gateway asks for: what the site's settings
+    /// must allow for this target.
+    pub fn access(&self) -> Access {
+        self.access
     }
 
     pub fn id(&self) -> u32 {

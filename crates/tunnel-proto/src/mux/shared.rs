@@ -190,7 +190,9 @@ impl Inner {
         let mut close = None;
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Incoming { id, target } => self.deliver_stream(shared, id, target),
+                Event::Incoming { id, target, access } => {
+                    self.deliver_stream(shared, id, target, access)
+                }
                 Event::Control(value) => {
                     let sent = self
                         .incoming_tx
@@ -264,8 +266,14 @@ impl Inner {
         close
     }
 
-    fn deliver_stream(&mut self, shared: &Arc<Shared>, id: u32, target: crate::frame::Target) {
-        let stream = IncomingStream::new(shared.clone(), id, target);
+    fn deliver_stream(
+        &mut self,
+        shared: &Arc<Shared>,
+        id: u32,
+        target: crate::frame::Target,
+        access: crate::frame::Access,
+    ) {
+        let stream = IncomingStream::new(shared.clone(), id, target, access);
         let Some(tx) = self.incoming_tx.as_ref() else {
             stream.disarm();
             let _ = self

@@ -5,12 +5,16 @@ use bytes::Bytes;
 
 use super::{Event, ProtocolError, Role, Session, Stream, StreamEnd, StreamState, MAX_WINDOW};
 use crate::codes;
-use crate::frame::{Frame, Target};
+use crate::frame::{Access, Frame, Target};
 
 impl Session {
     pub(super) fn on_frame(&mut self, frame: Frame, msg_len: usize) -> Result<(), ProtocolError> {
         match frame {
-            Frame::Open { stream, target } => self.on_open(stream, target),
+            Frame::Open {
+                stream,
+                target,
+                access,
+            } => self.on_open(stream, target, access),
             Frame::Accept { stream } => self.on_answer(stream, None),
             Frame::Refuse {
                 stream,
@@ -60,7 +64,12 @@ impl Session {
         }
     }
 
-    fn on_open(&mut self, stream: u32, target: Target) -> Result<(), ProtocolError> {
+    fn on_open(
+        &mut self,
+        stream: u32,
+        target: Target,
+        access: Access,
+    ) -> Result<(), ProtocolError> {
         if self.role == Role::Gateway {
             return Err(ProtocolError::UnexpectedFrame {
                 frame: "OPEN",
@@ -83,8 +92,11 @@ impl Session {
             stream,
             Stream::new(StreamState::Pending, self.cfg.stream_window),
         );
-        self.events
-            .push_back(Event::Incoming { id: stream, target });
+        self.events.push_back(Event::Incoming {
+            id: stream,
+            target,
+            access,
+        });
         Ok(())
     }
 

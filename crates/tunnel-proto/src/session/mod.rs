@@ -29,7 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::{Bytes, BytesMut};
 
 use crate::codes;
-use crate::frame::{self, Frame, FrameError, Target};
+use crate::frame::{self, Access, Frame, FrameError, Target};
 use recv::{RecvBuf, RecvWindow};
 
 /// Largest window a receiver may grant, and largest credit a sender may hold
@@ -80,7 +80,11 @@ impl SessionConfig {
 pub enum Event {
     /// The peer (the gateway) asks to open a stream; answer with
     /// [`Session::accept`] or [`Session::refuse`].
-    Incoming { id: u32, target: Target },
+    Incoming {
+        id: u32,
+        target: Target,
+        access: Access,
+    },
     /// A stream we opened was accepted.
     Accepted { id: u32 },
     /// A stream we opened was refused; it no longer exists.

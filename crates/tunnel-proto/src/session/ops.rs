@@ -4,15 +4,15 @@
 use bytes::BytesMut;
 
 use super::{ReadOutcome, Session, SessionError, Stream, StreamError, StreamState};
-use crate::frame::{self, Frame, Target, MAX_CONTROL_LEN, MAX_DATA_LEN};
+use crate::frame::{self, Access, Frame, Target, MAX_CONTROL_LEN, MAX_DATA_LEN};
 
 impl Session {
-    /// Opens a stream to `target` (gateway only). Queues OPEN followed by the
+    /// Opens a stream to `target` under `access` (gateway only). Queues OPEN followed by the
     /// WINDOW that grants our receive window; the stream can carry data once
     /// [`super::Event::Accepted`] arrives.
     ///
     /// Ids are odd, strictly increasing and never reused: 1, 3, 5, ...
-    pub fn open(&mut self, target: Target) -> Result<u32, SessionError> {
+    pub fn open(&mut self, target: Target, access: Access) -> Result<u32, SessionError> {
         if self.closed {
             return Err(SessionError::Closed);
         }
@@ -31,7 +31,11 @@ impl Session {
         let mut stream = Stream::new(StreamState::Opening, self.cfg.stream_window);
         let increment = stream.window.grant();
         self.streams.insert(id, stream);
-        self.queue(&Frame::Open { stream: id, target });
+        self.queue(&Frame::Open {
+            stream: id,
+            target,
+            access,
+        });
         self.queue(&Frame::Window {
             stream: id,
             increment,

@@ -42,13 +42,16 @@ fn frames(s: &mut Session) -> Vec<Frame> {
 fn pair(c: SessionConfig) -> (Session, Session, u32) {
     let mut gw = Session::new(Role::Gateway, c);
     let mut agent = Session::new(Role::Agent, c);
-    let id = gw.open(Target::System { port: 22 }).unwrap();
+    let id = gw
+        .open(Target::System { port: 22 }, Access::Remote)
+        .unwrap();
     pump(&mut gw, &mut agent).unwrap();
     assert_eq!(
         events(&mut agent),
         vec![Event::Incoming {
             id,
-            target: Target::System { port: 22 }
+            target: Target::System { port: 22 },
+            access: Access::Remote,
         }]
     );
     agent.accept(id).unwrap();
@@ -132,8 +135,12 @@ fn data_beyond_the_connection_window_closes_the_session() {
     let c = cfg(100, 150);
     let mut gw = Session::new(Role::Gateway, c);
     let mut agent = Session::new(Role::Agent, c);
-    let a = gw.open(Target::System { port: 22 }).unwrap();
-    let b = gw.open(Target::System { port: 443 }).unwrap();
+    let a = gw
+        .open(Target::System { port: 22 }, Access::Remote)
+        .unwrap();
+    let b = gw
+        .open(Target::System { port: 443 }, Access::Remote)
+        .unwrap();
     pump(&mut gw, &mut agent).unwrap();
     agent.accept(a).unwrap();
     agent.accept(b).unwrap();
@@ -177,7 +184,9 @@ fn data_after_fin_is_a_protocol_error() {
 fn data_before_accept_is_a_protocol_error() {
     let mut gw = Session::new(Role::Gateway, cfg(100, 1000));
     let mut agent = Session::new(Role::Agent, cfg(100, 1000));
-    let id = gw.open(Target::System { port: 22 }).unwrap();
+    let id = gw
+        .open(Target::System { port: 22 }, Access::Remote)
+        .unwrap();
     pump(&mut gw, &mut agent).unwrap();
     let err = agent
         .handle_frame(Frame::Data {
@@ -222,10 +231,13 @@ fn refusal_carries_code_and_reason() {
     let mut gw = Session::new(Role::Gateway, SessionConfig::default());
     let mut agent = Session::new(Role::Agent, SessionConfig::default());
     let id = gw
-        .open(Target::Colocated {
-            ip: [10, 0, 0, 5].into(),
-            port: 3389,
-        })
+        .open(
+            Target::Colocated {
+                ip: [10, 0, 0, 5].into(),
+                port: 3389,
+            },
+            Access::Remote,
+        )
         .unwrap();
     pump(&mut gw, &mut agent).unwrap();
     agent
@@ -309,7 +321,10 @@ fn frames_for_never_opened_streams_are_errors() {
 fn stream_ids_are_odd_increasing_and_checked() {
     let mut gw = Session::new(Role::Gateway, SessionConfig::default());
     let ids: Vec<u32> = (0..3)
-        .map(|_| gw.open(Target::System { port: 22 }).unwrap())
+        .map(|_| {
+            gw.open(Target::System { port: 22 }, Access::Remote)
+                .unwrap()
+        })
         .collect();
     assert_eq!(ids, vec![1, 3, 5]);
     let mut agent = Session::new(Role::Agent, SessionConfig::default());
@@ -317,12 +332,14 @@ fn stream_ids_are_odd_increasing_and_checked() {
         .handle_frame(Frame::Open {
             stream: 3,
             target: Target::System { port: 22 },
+            access: Access::Remote,
         })
         .unwrap();
     assert_eq!(
         agent.handle_frame(Frame::Open {
             stream: 3,
-            target: Target::System { port: 22 }
+            target: Target::System { port: 22 },
+            access: Access::Remote,
         }),
         Err(ProtocolError::BadStreamId(3))
     );
@@ -330,17 +347,18 @@ fn stream_ids_are_odd_increasing_and_checked() {
     assert_eq!(
         agent.handle_frame(Frame::Open {
             stream: 2,
-            target: Target::System { port: 22 }
+            target: Target::System { port: 22 },
+            access: Access::Remote,
         }),
         Err(ProtocolError::BadStreamId(2))
     );
     assert_eq!(
-        agent.open(Target::System { port: 22 }),
+        agent.open(Target::System { port: 22 }, Access::Remote),
         Err(SessionError::Closed)
     );
     let mut agent = Session::new(Role::Agent, SessionConfig::default());
     assert_eq!(
-        agent.open(Target::System { port: 22 }),
+        agent.open(Target::System { port: 22 }, Access::Remote),
         Err(SessionError::WrongRole)
     );
 }
@@ -356,12 +374,14 @@ fn opens_beyond_max_streams_are_refused_not_fatal() {
         .handle_frame(Frame::Open {
             stream: 1,
             target: Target::System { port: 22 },
+            access: Access::Remote,
         })
         .unwrap();
     agent
         .handle_frame(Frame::Open {
             stream: 3,
             target: Target::System { port: 22 },
+            access: Access::Remote,
         })
         .unwrap();
     assert_eq!(agent.stream_count(), 1);
@@ -374,9 +394,10 @@ fn opens_beyond_max_streams_are_refused_not_fatal() {
         }
     )));
     let mut gw = Session::new(Role::Gateway, c);
-    gw.open(Target::System { port: 22 }).unwrap();
+    gw.open(Target::System { port: 22 }, Access::Remote)
+        .unwrap();
     assert_eq!(
-        gw.open(Target::System { port: 22 }),
+        gw.open(Target::System { port: 22 }, Access::Remote),
         Err(SessionError::TooManyStreams)
     );
 }
@@ -455,6 +476,7 @@ fn fuzz_session_handles_garbage() {
         &Frame::Open {
             stream: 1,
             target: Target::System { port: 22 },
+            access: Access::Remote,
         },
         &mut msg,
     )

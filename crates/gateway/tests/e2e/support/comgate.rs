@@ -37,11 +37,13 @@ pub fn comgate_command() -> std::process::Command {
     cmd
 }
 
-/// Extra `key = value` lines for serve's `[gateway]` and `[agents]` tables (limits).
+/// Extra `key = value` lines for serve's `[gateway]`, `[agents]` and `[central]` tables
+/// (limits).
 #[derive(Default, Clone)]
 pub struct GatewayOptions {
     pub gateway: Vec<String>,
     pub agents: Vec<String>,
+    pub central: Vec<String>,
 }
 
 impl GatewayOptions {
@@ -56,6 +58,12 @@ impl GatewayOptions {
         self.agents.push(format!("{key} = {value}"));
         self
     }
+
+    /// Adds `key = value` to `[central]` (the central-management proxy).
+    pub fn central(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.central.push(format!("{key} = {value}"));
+        self
+    }
 }
 
 /// One `comgate serve` with its own data directory and ports.
@@ -67,6 +75,8 @@ pub struct Gateway {
     pub port: u16,
     /// The agent listener (`[agents] listen`).
     pub agent_port: u16,
+    /// The central-management proxy (`[central] listen`; 8443 in production).
+    pub central_port: u16,
     log: PathBuf,
     proc: Option<Proc>,
 }
@@ -78,6 +88,7 @@ impl Gateway {
         let data_dir = dir.join("data");
         let port = free_port();
         let agent_port = free_port();
+        let central_port = free_port();
         let mut toml = String::new();
         writeln!(toml, "domain = \"{DOMAIN}\"")?;
         writeln!(toml, "data_dir = \"{}\"", data_dir.display())?;
@@ -89,6 +100,10 @@ impl Gateway {
         for line in &opts.agents {
             writeln!(toml, "{line}")?;
         }
+        writeln!(toml, "\n[central]\nlisten = \"127.0.0.1:{central_port}\"")?;
+        for line in &opts.central {
+            writeln!(toml, "{line}")?;
+        }
         let config = dir.join("comgate.toml");
         std::fs::write(&config, toml)?;
         let mut gw = Gateway {
@@ -97,6 +112,7 @@ impl Gateway {
             config,
             port,
             agent_port,
+            central_port,
             log: dir.join("serve.log"),
             proc: None,
         };
@@ -118,6 +134,7 @@ impl Gateway {
             }
             if net::accepts(self.addr()).await
                 && net::accepts(self.agent_addr()).await
+                && net::accepts(self.central_addr()).await
                 && self.ca().exists()
             {
                 break;
@@ -156,6 +173,10 @@ impl Gateway {
 
     pub fn agent_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.agent_port))
+    }
+
+    pub fn central_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.central_port))
     }
 
     /// The generated CA (`data_dir/ca.pem`) that clients trust.
@@ -354,6 +375,11 @@ impl AgentConfig {
 
     pub fn colocated_servers(mut self, on: bool) -> Self {
         self.colocated_servers = on;
+        self
+    }
+
+    pub fn centralized_management(mut self, on: bool) -> Self {
+        self.centralized_management = on;
         self
     }
 

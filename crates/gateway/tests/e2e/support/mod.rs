@@ -1,6 +1,7 @@
 //! The harness: one module per job. Tests import from here.
 
 pub mod audit;
+pub mod central;
 pub mod certs;
 pub mod chromium;
 pub mod comgate;
@@ -18,6 +19,7 @@ pub mod proxytunnel;
 pub mod site;
 pub mod ssh;
 pub mod sshd;
+pub mod system_web;
 pub mod targets;
 pub mod tinyproxy;
 pub mod tools;
