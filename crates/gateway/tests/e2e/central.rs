@@ -640,3 +640,88 @@ async fn central_limits_head_size_head_time_idle_time_and_concurrency() {
     })
     .await;
 }
+
+/// An agent of protocol version 1 from before central streams: its Hello lists no
+/// `features`. It speaks the real protocol (tunnel-proto) with the real secret.
+async fn old_agent(
+    gw: &crate::support::comgate::Gateway,
+    secret: &str,
+) -> Result<(tunnel_proto::MuxHandle, tunnel_proto::Incoming)> {
+    use tunnel_proto::handshake::agent_handshake;
+    use tunnel_proto::{Hello, MuxConfig, Role, SiteSettings, PROTOCOL_VERSION};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_file_iter(
+            gw.ca(),
+        )?
+    {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.agent_addr()).await?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(rustls::pki_types::ServerName::try_from("127.0.0.1")?, tcp)
+        .await?;
+    let url = format!("wss://127.0.0.1:{}/", gw.agent_port);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await?;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        customer: CUSTOMER.into(),
+        system: "ipo1".into(),
+        secret: secret.into(),
+        settings: SiteSettings {
+            remote_access: true,
+            colocated_servers: false,
+            centralized_management: true,
+            own_ports: vec![CENTRAL_PORT],
+            tunnels: Vec::new(),
+        },
+        agent_version: "0.0.1-before-central".into(),
+        features: Vec::new(),
+    };
+    agent_handshake(&mut ws, &hello).await?;
+    Ok(tunnel_proto::start(ws, Role::Agent, MuxConfig::default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_without_central_streams_is_never_sent_one() {
+    run(|h: Harness| async move {
+        let tenant = Tenant::start(&h).await?;
+        let gw = &tenant.gw;
+        let (mux, mut incoming) = old_agent(gw, &tenant.secret).await?;
+        // Count what the gateway asks of this agent (refusing everything).
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        tokio::spawn(async move {
+            while let Some(event) = incoming.next().await {
+                if let tunnel_proto::IncomingEvent::Stream(s) = event {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    s.refuse(tunnel_proto::codes::REFUSE_POLICY, "test agent");
+                }
+            }
+        });
+        tokio::time::sleep(millis(300)).await;
+        // Centralized Management is reported on, but this agent could not check a
+        // central stream itself (and would drop the whole session on one): 502, and
+        // no fallback to a Remote Access stream.
+        let resp = raw_get(gw, &format!("/{CUSTOMER}{PAGE}")).await?;
+        ensure!(
+            resp.status == 502 && resp.body_text().contains("too old"),
+            "{}",
+            resp.summary()
+        );
+        ensure!(!mux.is_closed(), "the old agent's session was closed");
+        ensure!(
+            asked.load(std::sync::atomic::Ordering::SeqCst) == 0,
+            "the gateway opened a stream to the old agent"
+        );
+        Ok(())
+    })
+    .await;
+}
