@@ -1,14 +1,18 @@
 //! The `comgate` command: the gateway (`serve`), the site agent (`agent`),
-//! the administration commands (`admin`) and a self-contained demo (`demo`).
+//! the administration commands (`admin`), the PAC tools (`pac`) and a
+//! self-contained demo (`demo`).
 //! This is the binary's edge, the one place errors become `anyhow` and an
 //! exit status.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::config::{AgentConfig, ServeConfig};
+
+mod pac_cli;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +45,12 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Proxy auto-configuration: try a PAC file on URLs, print comgate's PAC,
+    /// or merge comgate's rule into a PAC you already use.
+    Pac {
+        #[command(subcommand)]
+        command: PacCommand,
+    },
     /// Run comgate with embedded defaults plus a local demo site, and print
     /// the commands to try.
     Demo {
@@ -50,6 +60,50 @@ enum Command {
         /// Port of the CONNECT front door on 127.0.0.1.
         #[arg(long, default_value_t = 6443)]
         port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum PacCommand {
+    /// Print what a PAC file answers for each URL, one `URL -> answer` line
+    /// each, evaluated as a browser does (https URLs reduced to their
+    /// origin, host lower-cased). Name lookups use this machine's resolver
+    /// with a 1 s limit each; a PAC gets 3 s per URL.
+    #[command(
+        after_help = "Example:\n  comgate pac test --pac https://admin.example.com/com/remoteproxy/proxy.pac \\\n    https://12345-sys1.maint.example.com:7071/login https://www.example.org/"
+    )]
+    Test {
+        /// The PAC: a file, or an http:// or https:// URL.
+        #[arg(long, value_name = "FILE_OR_URL")]
+        pac: String,
+        /// Also trust this CA (PEM) when fetching an https:// PAC.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// What myIpAddress() returns (default: this machine's address).
+        #[arg(long, value_name = "IPV4")]
+        my_ip: Option<Ipv4Addr>,
+        /// URLs to look up.
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+    },
+    /// Print comgate's own PAC for a serve config: names under
+    /// .maint.<domain> go to the front door, everything else DIRECT.
+    Generate {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a PAC that keeps every decision of an existing PAC and sends
+    /// maintenance names (.maint.<domain>) to comgate. Domain and front-door
+    /// address come from the serve config.
+    Merge {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The PAC in use today: a file, or an http:// or https:// URL.
+        #[arg(long, value_name = "PAC")]
+        existing: String,
+        /// Also trust this CA (PEM) when fetching an https:// PAC.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -159,6 +213,8 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The local time zone can only be read while the process has one thread.
+    let clock = pac::SystemClock::detect();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,7 +226,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, clock)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("comgate: {e:#}");
@@ -179,7 +235,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, clock: pac::SystemClock) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let cfg = ServeConfig::load(&config)?;
@@ -198,6 +254,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = gateway::serve::open_store(&cfg).await?;
             admin_command(&store, command).await?;
         }
+        Command::Pac { command } => match command {
+            PacCommand::Test {
+                pac,
+                ca,
+                my_ip,
+                urls,
+            } => pac_cli::test(&pac, ca.as_deref(), my_ip, urls, clock).await?,
+            PacCommand::Generate { config } => pac_cli::generate(&config)?,
+            PacCommand::Merge {
+                config,
+                existing,
+                ca,
+            } => pac_cli::merge(&config, &existing, ca.as_deref()).await?,
+        },
         Command::Demo { dir, port } => gateway::demo::run(&dir, port)
             .await
             .map_err(|e| anyhow::anyhow!("demo: {e}"))?,
