@@ -43,6 +43,7 @@ fn bench_encode(c: &mut Criterion) {
                     ip: [10, 0, 0, 5].into(),
                     port: 3389,
                 },
+                access: tunnel_proto::Access::Remote,
             },
         ),
         (

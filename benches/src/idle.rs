@@ -384,6 +384,7 @@ async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) ->
             tunnels: Vec::new(),
         },
         agent_version: "comgate-bench-idle".into(),
+        features: Vec::new(),
     };
     agent_handshake(&mut ws, &hello)
         .await

@@ -10,6 +10,7 @@
 //! grow on top of [`Store`] and its migrations.
 
 pub mod error;
+pub mod http;
 pub mod names;
 pub mod password;
 pub mod role;

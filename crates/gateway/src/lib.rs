@@ -30,6 +30,8 @@ pub mod front_door;
 pub mod hub;
 pub mod maint_host;
 #[cfg(feature = "server")]
+pub mod public_downloads;
+#[cfg(feature = "server")]
 pub mod refusal;
 #[cfg(feature = "server")]
 pub mod relay;
@@ -39,3 +41,5 @@ pub mod serve;
 pub mod site_socket;
 #[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod utility_bundle;

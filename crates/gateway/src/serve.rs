@@ -1,6 +1,7 @@
 //! `comgate serve`: opens the store, loads or generates TLS material, binds
-//! the listeners and runs the front door, the agent listener and (with
-//! `[central]`) the central-management proxy until a shutdown signal.
+//! the listeners and runs the front door, the agent listener, (with
+//! `[admin]`) the admin listener and (with `[central]`) the
+//! central-management proxy until a shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("database: {0}")]
     Store(#[from] admin::store::StoreError),
+    #[error("admin listener downloads: {0}")]
+    Downloads(#[from] crate::public_downloads::DownloadsError),
     #[error("cannot listen on {addr} (key `{key}`): {source}")]
     Bind {
         key: &'static str,
@@ -38,6 +41,8 @@ pub struct Running {
     pub agents_addr: SocketAddr,
     /// The central-management proxy, when `[central]` is configured.
     pub central_addr: Option<SocketAddr>,
+    /// The admin listener, when `[admin]` is configured.
+    pub admin_addr: Option<SocketAddr>,
     pub hub: Arc<Hub>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -71,8 +76,6 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         Some(files) => crate::tls::load_identity(&files.cert, &files.key)?,
         None => crate::tls::ensure_generated(&cfg.data_dir, &cfg.domain)?,
     };
-    // HTTP/2 on the front door arrives with browser support; offering only
-    // http/1.1 keeps Chromium on HTTP/1.1 CONNECT until then.
     let front_tls = TlsAcceptor::from(crate::tls::server_config(
         &identity,
         crate::front_door::ALPN,
@@ -95,9 +98,18 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
             addr: cfg.agents.listen,
             source,
         })?;
-    if let Some(s) = &cfg.admin {
-        tracing::warn!(listen = %s.listen, "[admin] is configured but not served yet: it arrives with the admin plane");
-    }
+    let admin = match &cfg.admin {
+        Some(s) => {
+            let listener = bind("admin.listen", s.listen).await?;
+            let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+                key: "admin.listen",
+                addr: s.listen,
+                source,
+            })?;
+            Some((listener, addr))
+        }
+        None => None,
+    };
     let central = match &cfg.central {
         Some(c) => {
             let listener = bind("central.listen", c.listen).await?;
@@ -157,18 +169,37 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         }
         None => None,
     };
+    let admin_addr = match admin {
+        Some((listener, addr)) => {
+            // The public downloads only, until the REST API arrives.
+            let downloads = Arc::new(crate::public_downloads::build(cfg, &identity)?);
+            let tls =
+                TlsAcceptor::from(crate::tls::server_config(&identity, &[b"h2", b"http/1.1"])?);
+            let app = admin::http::downloads::routes(downloads);
+            tasks.push(tokio::spawn(admin::http::serve(
+                listener,
+                tls,
+                app,
+                admin::http::HttpLimits::default(),
+            )));
+            Some(addr)
+        }
+        None => None,
+    };
     tracing::info!(
         front_door = %gateway_addr,
         agents = %agents_addr,
         domain = %cfg.domain,
         proxy = %cfg.public_address(),
         central = ?central_addr,
+        admin = ?admin_addr,
         "comgate serving"
     );
     Ok(Running {
         gateway_addr,
         agents_addr,
         central_addr,
+        admin_addr,
         hub,
         tasks,
     })

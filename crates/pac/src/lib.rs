@@ -33,6 +33,7 @@
 //! [`directive`] reads an answer.
 
 pub mod browser;
+pub mod chrome_extension;
 pub mod clock;
 pub mod directive;
 pub mod engine;

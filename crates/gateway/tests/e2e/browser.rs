@@ -1,4 +1,5 @@
-//! Headless Chromium through comgate's PAC: the page of a site's HTTPS service loads
+//! Headless Chromium with comgate's PAC (fetched from the admin listener, the URL
+//! partners configure): the page of a site's HTTPS service loads
 //! through the front door (HTTP/2 CONNECT, Basic challenge answered by the browser),
 //! several tunnels share one HTTP/2 connection, and a non-maint URL goes DIRECT
 //! without touching comgate.
@@ -7,7 +8,6 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::ensure;
-use base64::Engine as _;
 
 use crate::support::chromium::{self, Chromium};
 use crate::support::comgate::Agent;
@@ -17,15 +17,6 @@ use crate::support::{run, secs, Harness, DOMAIN, MAINT_HOST};
 
 const PAGE_TEXT: &str = "Site web manager login";
 const DIRECT_TEXT: &str = "Intranet page served directly";
-
-/// A PAC as comgate generates it, for the front door at `port`.
-fn pac_for(port: u16) -> String {
-    format!(
-        "function FindProxyForURL(url, host) {{\n  host = host.toLowerCase();\n  \
-         if (dnsDomainIs(host, \".maint.{DOMAIN}\")) return \"HTTPS {MAINT_HOST}:{port}\";\n  \
-         return \"DIRECT\";\n}}\n"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_loads_site_pages_through_the_front_door_over_http2() {
@@ -46,10 +37,7 @@ async fn chromium_loads_site_pages_through_the_front_door_over_http2() {
         .await?;
         let browser =
             Chromium::new(&h, &[&tenant.gw.ca(), &https.certs.ca, &direct.certs.ca]).await?;
-        let pac = format!(
-            "data:application/x-ns-proxy-autoconfig;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(pac_for(tenant.gw.addr().port()))
-        );
+        let pac = tenant.gw.pac_url();
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let site_host = format!("12345-ipo1.{MAINT_HOST}");
         let direct_host = format!("intranet.{DOMAIN}");
@@ -63,7 +51,11 @@ async fn chromium_loads_site_pages_through_the_front_door_over_http2() {
                 &pac,
                 &urls,
                 Some(&tenant.creds),
-                &[(MAINT_HOST, loopback), (&direct_host, loopback)],
+                &[
+                    (MAINT_HOST, loopback),
+                    (&format!("admin.{DOMAIN}"), loopback),
+                    (&direct_host, loopback),
+                ],
             )
             .await?;
         ensure!(session.error.is_none(), "browser: {session:?}");

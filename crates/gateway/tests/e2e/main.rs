@@ -33,6 +33,7 @@ mod central;
 mod concurrency;
 mod curl;
 mod demo;
+mod downloads;
 mod http2;
 mod isolation;
 mod limits;

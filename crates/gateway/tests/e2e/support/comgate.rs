@@ -77,6 +77,8 @@ pub struct Gateway {
     pub agent_port: u16,
     /// The central-management proxy (`[central] listen`; 8443 in production).
     pub central_port: u16,
+    /// The admin listener (`[admin] listen`): PAC file and other public downloads.
+    pub admin_port: u16,
     log: PathBuf,
     proc: Option<Proc>,
 }
@@ -89,6 +91,7 @@ impl Gateway {
         let port = free_port();
         let agent_port = free_port();
         let central_port = free_port();
+        let admin_port = free_port();
         let mut toml = String::new();
         writeln!(toml, "domain = \"{DOMAIN}\"")?;
         writeln!(toml, "data_dir = \"{}\"", data_dir.display())?;
@@ -100,6 +103,7 @@ impl Gateway {
         for line in &opts.agents {
             writeln!(toml, "{line}")?;
         }
+        writeln!(toml, "\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"")?;
         writeln!(toml, "\n[central]\nlisten = \"127.0.0.1:{central_port}\"")?;
         for line in &opts.central {
             writeln!(toml, "{line}")?;
@@ -113,6 +117,7 @@ impl Gateway {
             port,
             agent_port,
             central_port,
+            admin_port,
             log: dir.join("serve.log"),
             proc: None,
         };
@@ -135,6 +140,7 @@ impl Gateway {
             if net::accepts(self.addr()).await
                 && net::accepts(self.agent_addr()).await
                 && net::accepts(self.central_addr()).await
+                && net::accepts(self.admin_addr()).await
                 && self.ca().exists()
             {
                 break;
@@ -165,6 +171,20 @@ impl Gateway {
     pub async fn restart(&mut self) -> Result<()> {
         self.stop().await;
         self.spawn().await
+    }
+
+    /// The admin listener on 127.0.0.1.
+    pub fn admin_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.admin_port))
+    }
+
+    /// The PAC file's URL as partners use it (`admin.<domain>` must resolve to
+    /// 127.0.0.1 for the client).
+    pub fn pac_url(&self) -> String {
+        format!(
+            "https://admin.{DOMAIN}:{}/com/remoteproxy/proxy.pac",
+            self.admin_port
+        )
     }
 
     pub fn addr(&self) -> SocketAddr {
