@@ -557,6 +557,14 @@ pub struct AgentConfig {
     pub reconnect_initial_ms: u64,
     #[serde(default = "defaults::reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// Receive window per stream towards the site's targets' data coming
+    /// back from comgate (uploads by the partner): one stream moves at most
+    /// window/RTT, so a distant site needs more than the default.
+    #[serde(default = "defaults::stream_window")]
+    pub stream_window: u32,
+    /// What the agent may buffer for all its streams together.
+    #[serde(default = "defaults::site_window")]
+    pub site_window: u32,
     #[serde(skip)]
     pub path: PathBuf,
     /// `ports` with its keys checked, filled in by `validate`.
@@ -629,6 +637,12 @@ impl AgentConfig {
         }
         if self.connect_timeout_ms == 0 {
             return Err(invalid(&p, "connect_timeout_ms", "must be greater than 0"));
+        }
+        if self.stream_window < 64 * 1024 {
+            return Err(invalid(&p, "stream_window", "must be at least 65536"));
+        }
+        if self.site_window < self.stream_window {
+            return Err(invalid(&p, "site_window", "must be at least stream_window"));
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(invalid(
@@ -765,5 +779,31 @@ ssh = "127.0.0.1:2222"
         assert_eq!(cfg.own_service_addr(443), "127.0.0.1:443".parse().unwrap());
         assert!(format!("{cfg:?}").contains("********"));
         assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn agent_windows_default_and_are_checked() {
+        let text = r#"
+gateway = "wss://127.0.0.1:6444"
+customer = "12345"
+system = "ipo1"
+secret = "s3cret"
+"#;
+        let (_d, path) = write(text);
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!((cfg.stream_window, cfg.site_window), (4 << 20, 16 << 20));
+        let (_d, path) = write(&format!(
+            "{text}stream_window = 16777216\nsite_window = 67108864\n"
+        ));
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!((cfg.stream_window, cfg.site_window), (16 << 20, 64 << 20));
+        let (_d, path) = write(&format!("{text}stream_window = 1000\n"));
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("stream_window"), "{err}");
+        let (_d, path) = write(&format!(
+            "{text}stream_window = 8388608\nsite_window = 4194304\n"
+        ));
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("site_window"), "{err}");
     }
 }

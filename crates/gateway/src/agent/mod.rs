@@ -170,6 +170,8 @@ impl Agent {
         let cfg = MuxConfig {
             ping_interval: beat,
             ping_timeout: beat * 3,
+            stream_window: self.cfg.stream_window,
+            connection_window: self.cfg.site_window,
             ..MuxConfig::default()
         };
         let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
