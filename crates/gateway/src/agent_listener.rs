@@ -35,7 +35,8 @@ impl AgentListener {
 
     pub fn mux_config(&self) -> MuxConfig {
         MuxConfig {
-            stream_window: self.cfg.stream_window,
+            stream_window: self.cfg.initial_stream_window,
+            max_stream_window: self.cfg.stream_window,
             connection_window: self.cfg.site_window,
             max_streams: self.cfg.max_streams_per_site,
             ping_interval: Duration::from_millis(self.cfg.heartbeat_interval_ms),

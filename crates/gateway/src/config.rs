@@ -234,7 +234,12 @@ pub struct AgentsSection {
     /// Silence from an agent for this long ends its session.
     #[serde(default = "defaults::heartbeat_timeout_ms")]
     pub heartbeat_timeout_ms: u64,
-    /// Flow-control window per stream: one stream moves at most window/RTT.
+    /// Flow-control window a stream starts with; it grows towards
+    /// `stream_window` while that raises the stream's rate (distant sites).
+    #[serde(default = "defaults::initial_stream_window")]
+    pub initial_stream_window: u32,
+    /// Largest flow-control window per stream: one stream moves at most
+    /// window/RTT, and a stalled stream buffers at most this much.
     #[serde(default = "defaults::stream_window")]
     pub stream_window: u32,
     /// Bytes one site may have in flight across all its streams.
@@ -310,11 +315,14 @@ pub mod defaults {
     pub fn heartbeat_timeout_ms() -> u64 {
         30_000
     }
+    pub fn initial_stream_window() -> u32 {
+        256 * 1024
+    }
     pub fn stream_window() -> u32 {
-        4 * 1024 * 1024
+        16 * 1024 * 1024
     }
     pub fn site_window() -> u32 {
-        16 * 1024 * 1024
+        32 * 1024 * 1024
     }
     pub fn max_streams_per_site() -> u32 {
         1024
@@ -428,8 +436,19 @@ impl ServeConfig {
                 "must be longer than agents.heartbeat_interval_ms",
             ));
         }
-        if a.stream_window < 64 * 1024 {
-            return Err(invalid(p, "agents.stream_window", "must be at least 65536"));
+        if a.initial_stream_window < 16 * 1024 {
+            return Err(invalid(
+                p,
+                "agents.initial_stream_window",
+                "must be at least 16384",
+            ));
+        }
+        if a.stream_window < 64 * 1024 || a.stream_window < a.initial_stream_window {
+            return Err(invalid(
+                p,
+                "agents.stream_window",
+                "must be at least 65536 and at least agents.initial_stream_window",
+            ));
         }
         if a.site_window < a.stream_window {
             return Err(invalid(
@@ -557,9 +576,13 @@ pub struct AgentConfig {
     pub reconnect_initial_ms: u64,
     #[serde(default = "defaults::reconnect_max_ms")]
     pub reconnect_max_ms: u64,
-    /// Receive window per stream towards the site's targets' data coming
-    /// back from comgate (uploads by the partner): one stream moves at most
-    /// window/RTT, so a distant site needs more than the default.
+    /// Receive window a stream starts with for data coming from comgate
+    /// (uploads by the partner); it grows towards `stream_window` while that
+    /// raises the stream's rate.
+    #[serde(default = "defaults::initial_stream_window")]
+    pub initial_stream_window: u32,
+    /// Largest receive window per stream: one stream moves at most
+    /// window/RTT, and a stalled stream buffers at most this much.
     #[serde(default = "defaults::stream_window")]
     pub stream_window: u32,
     /// What the agent may buffer for all its streams together.
@@ -638,8 +661,19 @@ impl AgentConfig {
         if self.connect_timeout_ms == 0 {
             return Err(invalid(&p, "connect_timeout_ms", "must be greater than 0"));
         }
-        if self.stream_window < 64 * 1024 {
-            return Err(invalid(&p, "stream_window", "must be at least 65536"));
+        if self.initial_stream_window < 16 * 1024 {
+            return Err(invalid(
+                &p,
+                "initial_stream_window",
+                "must be at least 16384",
+            ));
+        }
+        if self.stream_window < 64 * 1024 || self.stream_window < self.initial_stream_window {
+            return Err(invalid(
+                &p,
+                "stream_window",
+                "must be at least 65536 and at least initial_stream_window",
+            ));
         }
         if self.site_window < self.stream_window {
             return Err(invalid(&p, "site_window", "must be at least stream_window"));
@@ -791,7 +825,14 @@ secret = "s3cret"
 "#;
         let (_d, path) = write(text);
         let cfg = AgentConfig::load(&path).unwrap();
-        assert_eq!((cfg.stream_window, cfg.site_window), (4 << 20, 16 << 20));
+        assert_eq!(
+            (
+                cfg.initial_stream_window,
+                cfg.stream_window,
+                cfg.site_window
+            ),
+            (256 << 10, 16 << 20, 32 << 20)
+        );
         let (_d, path) = write(&format!(
             "{text}stream_window = 16777216\nsite_window = 67108864\n"
         ));
@@ -805,5 +846,13 @@ secret = "s3cret"
         ));
         let err = AgentConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("site_window"), "{err}");
+        let (_d, path) = write(&format!(
+            "{text}initial_stream_window = 1048576\nstream_window = 524288\n"
+        ));
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("at least initial_stream_window"), "{err}");
+        let (_d, path) = write(&format!("{text}initial_stream_window = 100\n"));
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("initial_stream_window"), "{err}");
     }
 }

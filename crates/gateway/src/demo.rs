@@ -104,6 +104,7 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
         connect_timeout_ms: crate::config::defaults::connect_timeout_ms(),
         reconnect_initial_ms: crate::config::defaults::reconnect_initial_ms(),
         reconnect_max_ms: crate::config::defaults::reconnect_max_ms(),
+        initial_stream_window: crate::config::defaults::initial_stream_window(),
         stream_window: crate::config::defaults::stream_window(),
         site_window: crate::config::defaults::site_window(),
         path: config_path.clone(),

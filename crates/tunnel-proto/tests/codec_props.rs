@@ -130,6 +130,7 @@ fn closing_on_a_protocol_error_releases_unread_bytes_from_the_accounting() {
     use tunnel_proto::{encode, Frame, Target};
     let cfg = SessionConfig {
         stream_window: 1062,
+        max_stream_window: 1062,
         connection_window: 1062,
         max_streams: 1,
     };

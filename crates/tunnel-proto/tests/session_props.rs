@@ -78,6 +78,8 @@ struct Harness {
     written: HashMap<(u32, bool), u64>,
     read: HashMap<(u32, bool), u64>,
     cfg: SessionConfig,
+    /// A synthetic clock for `receive_at`, so windows auto-tune as well.
+    now: std::time::Instant,
 }
 
 impl Harness {
@@ -89,6 +91,7 @@ impl Harness {
             written: HashMap::new(),
             read: HashMap::new(),
             cfg,
+            now: std::time::Instant::now(),
         }
     }
 
@@ -118,6 +121,8 @@ impl Harness {
     }
 
     fn deliver(&mut self, to_agent: bool, frames: usize) -> Result<(), TestCaseError> {
+        self.now += std::time::Duration::from_micros(400);
+        let now = self.now;
         let (from, to) = if to_agent {
             (&mut self.gw, &mut self.agent)
         } else {
@@ -131,7 +136,7 @@ impl Harness {
             }
         }
         if !msg.is_empty() {
-            let r = to.receive(msg.freeze());
+            let r = to.receive_at(msg.freeze(), now);
             prop_assert!(r.is_ok(), "honest peer saw a protocol error: {:?}", r);
         }
         Ok(())
@@ -217,8 +222,8 @@ impl Harness {
             prop_assert!(conn.buffered <= self.cfg.connection_window);
             for id in s.stream_ids() {
                 let st = s.stream_stats(id).unwrap();
-                prop_assert!(st.buffered <= self.cfg.stream_window);
-                prop_assert!(st.send_credit <= u64::from(self.cfg.stream_window.max(1)));
+                prop_assert!(st.buffered <= self.cfg.max_stream_window);
+                prop_assert!(st.send_credit <= u64::from(self.cfg.max_stream_window.max(1)));
             }
         }
         Ok(())
@@ -255,13 +260,14 @@ impl Harness {
 }
 
 fn config() -> impl Strategy<Value = SessionConfig> {
-    (1..4000u32, 1..9000u32, 1..6u32).prop_map(|(stream_window, connection_window, max_streams)| {
-        SessionConfig {
+    (1..4000u32, 1..8u32, 1..9000u32, 1..6u32).prop_map(
+        |(stream_window, growth, connection_window, max_streams)| SessionConfig {
             stream_window,
+            max_stream_window: stream_window * growth,
             connection_window,
             max_streams,
-        }
-    })
+        },
+    )
 }
 
 proptest! {
@@ -311,7 +317,7 @@ proptest! {
                 prop_assert_eq!(agent.stream_count(), 0);
             }
             for id in agent.stream_ids().collect::<Vec<_>>() {
-                prop_assert!(agent.stream_stats(id).unwrap().buffered <= cfg.stream_window);
+                prop_assert!(agent.stream_stats(id).unwrap().buffered <= cfg.max_stream_window);
                 let _ = agent.read(id, 100);
             }
         }

@@ -170,7 +170,8 @@ impl Agent {
         let cfg = MuxConfig {
             ping_interval: beat,
             ping_timeout: beat * 3,
-            stream_window: self.cfg.stream_window,
+            stream_window: self.cfg.initial_stream_window,
+            max_stream_window: self.cfg.stream_window,
             connection_window: self.cfg.site_window,
             ..MuxConfig::default()
         };

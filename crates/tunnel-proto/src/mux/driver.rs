@@ -75,7 +75,7 @@ where
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut batch = BytesMut::new();
     loop {
-        let closed = shared.take_transmit(&mut pending, 4 * MESSAGE_TARGET);
+        let closed = shared.take_transmit(&mut pending, 2 * MESSAGE_TARGET);
         if pending.is_empty() {
             if !batch.is_empty() {
                 sink.feed(Message::Binary(batch.split().freeze())).await?;

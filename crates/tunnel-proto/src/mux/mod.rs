@@ -44,10 +44,14 @@ const INCOMING_BACKLOG: usize = 256;
 /// its own receive windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MuxConfig {
-    /// Receive window per stream: the most a stalled stream can buffer here.
-    /// Default 4 MiB.
+    /// Receive window a stream starts with. Default 256 KiB: enough for a
+    /// near site, and little queued in front of other streams.
     pub stream_window: u32,
-    /// Receive window of the whole session. Default 16 MiB. Streams whose
+    /// The receive window a stream may grow to while that raises its rate
+    /// (a distant site); also the most a stalled stream can buffer here.
+    /// Default 16 MiB.
+    pub max_stream_window: u32,
+    /// Receive window of the whole session. Default 32 MiB. Streams whose
     /// reader stalls hold their buffered bytes against it, so keep it a few
     /// stream windows wide.
     pub connection_window: u32,
@@ -63,8 +67,9 @@ pub struct MuxConfig {
 impl Default for MuxConfig {
     fn default() -> Self {
         MuxConfig {
-            stream_window: 4 << 20,
-            connection_window: 16 << 20,
+            stream_window: 256 << 10,
+            max_stream_window: 16 << 20,
+            connection_window: 32 << 20,
             max_streams: 1024,
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(45),
@@ -135,6 +140,7 @@ where
         role,
         SessionConfig {
             stream_window: cfg.stream_window,
+            max_stream_window: cfg.max_stream_window,
             connection_window: cfg.connection_window,
             max_streams: cfg.max_streams,
         },

@@ -16,12 +16,14 @@ use super::{CloseReason, IncomingEvent, IncomingStream, OpenError};
 use crate::codes;
 use crate::session::{Event, Session, StreamEnd};
 
-/// Stream writers wait once this many encoded bytes are queued for the
-/// writer task: the queue between the application and the websocket stays
-/// small even when the socket is slow.
-pub(crate) const QUEUE_HIGH_WATER: usize = 128 * 1024;
-/// ...and resume once the writer brought it below this.
-const QUEUE_LOW_WATER: usize = 64 * 1024;
+/// A stream's writer waits once this many of its encoded bytes are queued
+/// for the writer task: the queue between the application and the websocket
+/// stays small even when the socket is slow. Per stream, because streams
+/// take turns in the queue: a bulk stream's backlog must not keep a quiet
+/// stream's next write out of it.
+pub(crate) const STREAM_QUEUE_HIGH_WATER: usize = 64 * 1024;
+/// ...and every writer waits once the whole queue holds this much.
+pub(crate) const QUEUE_HIGH_WATER: usize = 256 * 1024;
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
@@ -127,12 +129,13 @@ impl Shared {
 
     /// Feeds one received binary message to the session.
     pub fn receive(self: &Arc<Self>, msg: Bytes) {
+        let now = std::time::Instant::now();
         let (result, goaway, queued) = {
             let mut inner = self.lock();
             if inner.closed.is_some() {
                 return;
             }
-            let result = inner.session.receive(msg);
+            let result = inner.session.receive_at(msg, now);
             let goaway = inner.dispatch(self);
             (result, goaway, inner.session.transmit_len() > 0)
         };
@@ -163,7 +166,8 @@ impl Shared {
                 taken += frame.len();
                 out.push_back(frame);
             }
-            let waiters = if inner.session.transmit_len() < QUEUE_LOW_WATER {
+            // Whoever waits re-checks its own stream's queue and the total.
+            let waiters = if taken > 0 {
                 std::mem::take(&mut inner.queue_waiters)
             } else {
                 Vec::new()

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::shared::{Inner, Shared, QUEUE_HIGH_WATER};
+use super::shared::{Inner, Shared, QUEUE_HIGH_WATER, STREAM_QUEUE_HIGH_WATER};
 use crate::codes;
 use crate::session::{ReadOutcome, StreamEnd, StreamError};
 
@@ -143,7 +143,9 @@ impl AsyncWrite for MuxStream {
         if inner.closed.is_some() {
             return Poll::Ready(Err(ended_error(io::ErrorKind::BrokenPipe, &inner, this.id)));
         }
-        if inner.session.transmit_len() >= QUEUE_HIGH_WATER {
+        if inner.session.stream_transmit_len(this.id) >= STREAM_QUEUE_HIGH_WATER
+            || inner.session.transmit_len() >= QUEUE_HIGH_WATER
+        {
             inner.wait_for_queue(cx.waker());
             return Poll::Pending;
         }

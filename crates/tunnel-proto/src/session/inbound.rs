@@ -39,7 +39,16 @@ impl Session {
                 self.queue(&Frame::Pong { data });
                 Ok(())
             }
-            Frame::Pong { .. } => Ok(()),
+            Frame::Pong { data } => {
+                if let Some(now) = self.clock {
+                    // Streams take the new size as their readers catch up
+                    // (`read`), so a stalled stream's buffer does not grow.
+                    if let Some(window) = self.tuner.on_pong(data, now) {
+                        tracing::debug!(window, "stream receive window grown");
+                    }
+                }
+                Ok(())
+            }
             Frame::Control { json } => {
                 let value = serde_json::from_slice(&json)
                     .map_err(|e| ProtocolError::BadControl(e.to_string()))?;
@@ -88,10 +97,8 @@ impl Session {
             });
             return Ok(());
         }
-        self.streams.insert(
-            stream,
-            Stream::new(StreamState::Pending, self.cfg.stream_window),
-        );
+        self.streams
+            .insert(stream, Stream::new(StreamState::Pending, self.tuner.window));
         self.events.push_back(Event::Incoming {
             id: stream,
             target,
@@ -188,6 +195,11 @@ impl Session {
         let _ = s.window.on_data(len);
         s.buf.push(payload, msg_len.max(len as usize));
         self.events.push_back(Event::Readable { id: stream });
+        if let Some(now) = self.clock {
+            if let Some(data) = self.tuner.on_data(len, now) {
+                self.queue(&Frame::Ping { data });
+            }
+        }
         Ok(())
     }
 

@@ -20,17 +20,22 @@
 //! A protocol violation by the peer closes the session: `receive` returns the
 //! error and queues a GOAWAY carrying it.
 
+mod autotune;
 mod inbound;
 mod ops;
 mod recv;
+mod transmit;
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::codes;
 use crate::frame::{self, Access, Frame, FrameError, Target};
+use autotune::WindowTuner;
 use recv::{RecvBuf, RecvWindow};
+use transmit::Transmit;
 
 /// Largest window a receiver may grant, and largest credit a sender may hold
 /// (as in HTTP/2): beyond it WINDOW is a flow-control error.
@@ -46,8 +51,13 @@ pub enum Role {
 /// Limits the session enforces on what it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Bytes each stream may have in flight towards us (receive window).
+    /// Bytes each stream may have in flight towards us (receive window) at
+    /// first. While data arrives with a clock ([`Session::receive_at`]) the
+    /// window grows towards `max_stream_window` as long as that raises the
+    /// stream's rate (see `autotune.rs`).
     pub stream_window: u32,
+    /// The largest receive window a stream may be given.
+    pub max_stream_window: u32,
     /// Bytes all streams together may have in flight towards us.
     pub connection_window: u32,
     /// Streams alive at once (opening, pending or open), either direction.
@@ -57,18 +67,22 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            stream_window: 4 << 20,
-            connection_window: 16 << 20,
+            stream_window: 256 << 10,
+            max_stream_window: 16 << 20,
+            connection_window: 32 << 20,
             max_streams: 1024,
         }
     }
 }
 
 impl SessionConfig {
-    /// Windows clamped to `1..=MAX_WINDOW`, at least one stream.
+    /// Windows clamped to `1..=MAX_WINDOW` (the maximum at least the
+    /// initial window), at least one stream.
     fn sanitized(self) -> Self {
+        let stream_window = self.stream_window.clamp(1, MAX_WINDOW);
         SessionConfig {
-            stream_window: self.stream_window.clamp(1, MAX_WINDOW),
+            stream_window,
+            max_stream_window: self.max_stream_window.clamp(stream_window, MAX_WINDOW),
             connection_window: self.connection_window.clamp(1, MAX_WINDOW),
             max_streams: self.max_streams.max(1),
         }
@@ -240,10 +254,12 @@ pub struct Session {
     last_id: u32,
     send_credit: u64,
     window: RecvWindow,
-    transmit: VecDeque<Bytes>,
-    transmit_len: usize,
+    transmit: Transmit,
     events: VecDeque<Event>,
     closed: bool,
+    tuner: WindowTuner,
+    /// The time of the message being received, when the caller gave one.
+    clock: Option<Instant>,
 }
 
 impl Session {
@@ -258,10 +274,11 @@ impl Session {
             last_id: 0,
             send_credit: 0,
             window: RecvWindow::ungranted(cfg.connection_window),
-            transmit: VecDeque::new(),
-            transmit_len: 0,
+            transmit: Transmit::default(),
             events: VecDeque::new(),
             closed: false,
+            tuner: WindowTuner::new(cfg.stream_window, cfg.max_stream_window),
+            clock: None,
         };
         let increment = session.window.grant();
         session.queue(&Frame::Window {
@@ -296,16 +313,21 @@ impl Session {
         self.streams.contains_key(&id)
     }
 
-    /// The next encoded frame to send, in order.
+    /// The next encoded frame to send. Connection-steering frames first,
+    /// then the streams' frames one stream at a time in turn (each stream's
+    /// own frames in order), GOAWAY last; see `transmit.rs`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let frame = self.transmit.pop_front()?;
-        self.transmit_len -= frame.len();
-        Some(frame)
+        self.transmit.pop()
     }
 
     /// Encoded bytes waiting in the transmit queue.
     pub fn transmit_len(&self) -> usize {
-        self.transmit_len
+        self.transmit.len()
+    }
+
+    /// Encoded bytes waiting in the transmit queue for one stream.
+    pub fn stream_transmit_len(&self, id: u32) -> usize {
+        self.transmit.stream_len(id)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -329,7 +351,7 @@ impl Session {
             buffered: self.window.buffered,
             recv_window: self.window.remaining,
             send_credit: self.send_credit,
-            queued: self.transmit_len,
+            queued: self.transmit.len(),
         }
     }
 
@@ -379,7 +401,23 @@ impl Session {
         Ok(())
     }
 
+    /// The receive window streams have now (see [`SessionConfig`]).
+    pub fn stream_window(&self) -> u32 {
+        self.tuner.window
+    }
+
+    /// Handles one received websocket binary message that arrived at `now`:
+    /// like [`Session::receive`], and the clock lets the session tune its
+    /// receive windows.
+    pub fn receive_at(&mut self, msg: Bytes, now: Instant) -> Result<(), ProtocolError> {
+        self.clock = Some(now);
+        let result = self.receive(msg);
+        self.clock = None;
+        result
+    }
+
     /// Handles one received websocket binary message (one or more frames).
+    /// Without a clock, windows keep their size.
     pub fn receive(&mut self, mut msg: Bytes) -> Result<(), ProtocolError> {
         let msg_len = msg.len();
         loop {
@@ -430,7 +468,6 @@ impl Session {
         self.drop_all_streams();
         self.events.clear();
         self.transmit.clear();
-        self.transmit_len = 0;
     }
 
     /// Drops every stream with its unread bytes, and those bytes from the
@@ -450,7 +487,16 @@ impl Session {
     fn queue(&mut self, frame: &Frame) {
         let mut buf = BytesMut::with_capacity(frame.encoded_len());
         match frame::encode(frame, &mut buf) {
-            Ok(()) => self.push_encoded(buf.freeze()),
+            Ok(()) => {
+                let bytes = buf.freeze();
+                match *frame {
+                    Frame::Data { stream, .. }
+                    | Frame::Fin { stream }
+                    | Frame::Reset { stream, .. } => self.transmit.push_stream(stream, bytes),
+                    Frame::GoAway { .. } => self.transmit.push_last(bytes),
+                    _ => self.transmit.push_control(bytes),
+                }
+            }
             // The session only builds frames within the limits; reaching this
             // is a bug here, not bad input, and dropping the frame is safer
             // than panicking in a server.
@@ -459,11 +505,6 @@ impl Session {
                 tracing::error!(error = %e, frame = frame.name(), "dropping invalid outgoing frame");
             }
         }
-    }
-
-    fn push_encoded(&mut self, bytes: Bytes) {
-        self.transmit_len += bytes.len();
-        self.transmit.push_back(bytes);
     }
 
     /// Removes a stream, releasing its unread bytes to the connection window.

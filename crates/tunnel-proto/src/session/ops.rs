@@ -28,7 +28,7 @@ impl Session {
             .map(|n| n | 1)
             .ok_or(SessionError::IdsExhausted)?;
         self.last_id = id;
-        let mut stream = Stream::new(StreamState::Opening, self.cfg.stream_window);
+        let mut stream = Stream::new(StreamState::Opening, self.tuner.window);
         let increment = stream.window.grant();
         self.streams.insert(id, stream);
         self.queue(&Frame::Open {
@@ -121,13 +121,14 @@ impl Session {
             s.send_credit -= n as u64;
         }
         self.send_credit -= n as u64;
-        self.push_encoded(buf.freeze());
+        self.transmit.push_stream(id, buf.freeze());
         Ok(n)
     }
 
     /// Takes up to `max` received bytes. Reading is consuming: once the
     /// consumed bytes reach half a window, a WINDOW update is queued.
     pub fn read(&mut self, id: u32, max: usize) -> Result<ReadOutcome, StreamError> {
+        let tuned = self.tuner.window;
         let s = self.open_stream_mut(id)?;
         let Some(chunk) = s.buf.pop(max) else {
             return Ok(if s.recv_fin {
@@ -138,8 +139,15 @@ impl Session {
         };
         // A chunk never exceeds the buffered bytes, themselves <= the window.
         let n = chunk.len() as u32;
-        let stream_update = s.window.on_consumed(n);
+        let mut stream_update = s.window.on_consumed(n);
         let peer_done = s.recv_fin;
+        // A reader that has caught up gets the tuned window (see
+        // `autotune.rs`); one that lags keeps the window it has.
+        if s.buf.len() == 0 && !peer_done {
+            if let Some(growth) = s.window.grow_to(tuned) {
+                stream_update = Some(stream_update.unwrap_or(0) + growth);
+            }
+        }
         if let Some(increment) = stream_update.filter(|_| !peer_done) {
             self.queue(&Frame::Window {
                 stream: id,

@@ -82,6 +82,18 @@ impl RecvWindow {
         }
     }
 
+    /// Raises the window's size to `size`. Returns the increment to announce
+    /// when the window was already granted (the peer may send that much more).
+    pub fn grow_to(&mut self, size: u32) -> Option<u32> {
+        let increment = size.checked_sub(self.size).filter(|i| *i > 0)?;
+        self.size = size;
+        if !self.granted {
+            return None;
+        }
+        self.remaining += increment;
+        Some(increment)
+    }
+
     pub fn check(&self) -> Result<(), String> {
         if self.granted
             && self.remaining as u64 + self.buffered as u64 + self.unacked as u64

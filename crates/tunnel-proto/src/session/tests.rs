@@ -8,6 +8,7 @@ use super::*;
 fn cfg(stream_window: u32, connection_window: u32) -> SessionConfig {
     SessionConfig {
         stream_window,
+        max_stream_window: stream_window,
         connection_window,
         max_streams: 8,
     }
@@ -483,4 +484,124 @@ fn fuzz_session_handles_garbage() {
     .unwrap();
     frame::encode_data(1, b"abc", &mut msg).unwrap();
     fuzz_session(&msg);
+}
+
+#[test]
+fn a_quiet_stream_is_not_queued_behind_a_bulk_streams_backlog() {
+    const MAX_DATA: usize = frame::MAX_DATA_LEN;
+    let c = cfg(1 << 20, 4 << 20);
+    let (mut gw, mut agent, bulk) = pair(c);
+    let quiet = gw
+        .open(Target::System { port: 23 }, Access::Remote)
+        .unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    agent.accept(quiet).unwrap();
+    pump(&mut agent, &mut gw).unwrap();
+    let _ = events(&mut gw);
+    // The bulk stream queues 8 full frames, then the quiet one writes.
+    for _ in 0..8 {
+        assert_eq!(gw.write(bulk, &[7; MAX_DATA]).unwrap(), MAX_DATA);
+    }
+    assert_eq!(
+        gw.stream_transmit_len(bulk),
+        8 * (MAX_DATA + frame::HEADER_LEN)
+    );
+    assert_eq!(gw.write(quiet, b"ping").unwrap(), 4);
+    gw.ping(9);
+    let order: Vec<(&str, u32)> = frames(&mut gw)
+        .iter()
+        .map(|f| match f {
+            Frame::Data { stream, .. } => ("DATA", *stream),
+            other => (other.name(), 0),
+        })
+        .collect();
+    // The PING first, then the streams take turns: the quiet stream's bytes
+    // leave after one bulk frame, not after eight.
+    assert_eq!(&order[..3], &[("PING", 0), ("DATA", bulk), ("DATA", quiet)]);
+    assert_eq!(order.len(), 10);
+    assert!(order[3..].iter().all(|f| *f == ("DATA", bulk)));
+    assert_eq!(gw.transmit_len(), 0);
+}
+
+#[test]
+fn fin_and_reset_stay_behind_their_streams_data_and_goaway_goes_last() {
+    let (mut gw, agent, id) = pair(cfg(1 << 20, 4 << 20));
+    gw.write(id, &[1; 100]).unwrap();
+    gw.finish(id).unwrap();
+    gw.ping(1);
+    gw.close(codes::GOAWAY_NO_ERROR, "bye");
+    let names: Vec<&str> = frames(&mut gw).iter().map(Frame::name).collect();
+    assert_eq!(names, ["PING", "DATA", "FIN", "GOAWAY"]);
+    drop(agent);
+}
+
+#[test]
+fn a_window_bound_stream_gets_a_larger_window_once_its_reader_caught_up() {
+    let c = SessionConfig {
+        stream_window: 64 * 1024,
+        max_stream_window: 1 << 20,
+        connection_window: 4 << 20,
+        max_streams: 8,
+    };
+    let (mut gw, mut agent, id) = pair(c);
+    let t0 = std::time::Instant::now();
+    // The gateway fills the stream's whole window; the agent receives it at
+    // t0 and starts a probe with its first DATA.
+    let mut sent = 0;
+    while sent < 64 * 1024 {
+        let n = gw.write(id, &[5; 16 * 1024]).unwrap();
+        assert!(n > 0);
+        sent += n;
+    }
+    assert_eq!(gw.write(id, &[5; 10]).unwrap(), 0, "window-bound");
+    while let Some(bytes) = gw.poll_transmit() {
+        agent.receive_at(bytes, t0).unwrap();
+    }
+    let probes: Vec<u64> = frames(&mut agent)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Ping { data } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes.len(), 1, "one probe per round trip");
+    gw.receive(encode(&Frame::Ping { data: probes[0] }))
+        .unwrap();
+    let pong = gw.poll_transmit().unwrap();
+    // The PONG comes back 20 ms later (a distant site): 64 KiB per 20 ms
+    // filled the window, so it doubles and the growth is granted.
+    agent
+        .receive_at(pong, t0 + std::time::Duration::from_millis(20))
+        .unwrap();
+    assert_eq!(agent.stream_window(), 128 * 1024);
+    // The stream takes the new size once its reader has caught up: the
+    // WINDOWs return what was read and grant the growth.
+    assert_eq!(frames(&mut agent), vec![]);
+    assert_eq!(read_all(&mut agent, id).len(), 64 * 1024);
+    let granted: u32 = frames(&mut agent)
+        .iter()
+        .map(|f| match f {
+            Frame::Window { stream, increment } if *stream == id => *increment,
+            other => panic!("unexpected {other:?}"),
+        })
+        .sum();
+    assert_eq!(granted, 128 * 1024);
+    assert_eq!(agent.stream_stats(id).unwrap().recv_window, 128 * 1024);
+    agent.check_invariants().unwrap();
+    // New streams start with the tuned window too.
+    let second = gw
+        .open(Target::System { port: 23 }, Access::Remote)
+        .unwrap();
+    pump(&mut gw, &mut agent).unwrap();
+    agent.accept(second).unwrap();
+    assert!(frames(&mut agent).contains(&Frame::Window {
+        stream: second,
+        increment: 128 * 1024
+    }));
+}
+
+fn encode(f: &Frame) -> Bytes {
+    let mut buf = bytes::BytesMut::new();
+    frame::encode(f, &mut buf).unwrap();
+    buf.freeze()
 }

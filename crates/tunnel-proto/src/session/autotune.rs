@@ -1,0 +1,185 @@
+//! Receive-window auto-tuning: how large a stream's window has to be.
+//!
+//! One stream moves at most one window per round trip, so a fixed window is
+//! wrong somewhere: large enough for a site 20 ms away, it lets a bulk
+//! stream park megabytes in the site link's socket buffers on a near link,
+//! in front of every other stream's bytes (head-of-line latency); small
+//! enough for that, it caps a distant site. So streams start small and the
+//! receiver grows the window while growing it pays, the way gRPC's BDP
+//! estimator does for HTTP/2: it sends a PING when data arrives, counts the
+//! bytes that arrive until the PONG, and if those filled most of the window
+//! and the rate they make is clearly above the best seen so far, the window
+//! becomes twice that sample (each stream takes it when its reader has
+//! caught up, so a stalled stream keeps its small buffer). When the link or
+//! the reader (CPU) is the limit, a larger window only adds queue: the round
+//! trip grows with it, the rate does not, and the window stays.
+//!
+//! The peer answers PINGs before queued data (control frames go first), so
+//! the round trip measured is the link's, plus the queues below the
+//! multiplexer.
+
+use std::time::{Duration, Instant};
+
+/// PING payloads with this bit are window probes; heartbeats count up from 0.
+pub(crate) const PROBE_TAG: u64 = 1 << 63;
+/// Probes are at least this far apart, so a near link is not flooded with
+/// PINGs (one per round trip would be thousands per second on loopback).
+const MIN_PROBE_GAP: Duration = Duration::from_millis(1);
+/// The window grows only if the sample's rate beats the best so far by this
+/// factor: rate samples are noisy, and noise must not ratchet it up. 1.25
+/// kept windows near 512 KiB on loopback and cost a tenth of the throughput
+/// there (bigger batches per wake-up); 1.1 gives that back (BENCHMARKS.md).
+const GAIN: f64 = 1.1;
+
+#[derive(Debug)]
+pub(crate) struct WindowTuner {
+    /// The window new streams get, and every stream's current size.
+    pub window: u32,
+    max: u32,
+    probe: Option<Probe>,
+    next_probe: Option<Instant>,
+    seq: u64,
+    best_rate: f64,
+}
+
+#[derive(Debug)]
+struct Probe {
+    seq: u64,
+    sent: Instant,
+    bytes: u64,
+}
+
+impl WindowTuner {
+    pub fn new(initial: u32, max: u32) -> Self {
+        WindowTuner {
+            window: initial,
+            max: max.max(initial),
+            probe: None,
+            next_probe: None,
+            seq: 0,
+            best_rate: 0.0,
+        }
+    }
+
+    /// Counts `len` received DATA bytes at `now`; returns the payload of a
+    /// PING to send when a new probe starts.
+    pub fn on_data(&mut self, len: u32, now: Instant) -> Option<u64> {
+        if let Some(p) = &mut self.probe {
+            p.bytes += u64::from(len);
+            return None;
+        }
+        if self.window >= self.max || self.next_probe.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.seq = self.seq.wrapping_add(1) & !PROBE_TAG;
+        self.probe = Some(Probe {
+            seq: self.seq,
+            sent: now,
+            bytes: u64::from(len),
+        });
+        Some(PROBE_TAG | self.seq)
+    }
+
+    /// A PONG with a probe's payload arrived at `now`. Returns the new window
+    /// when it grows.
+    pub fn on_pong(&mut self, data: u64, now: Instant) -> Option<u32> {
+        if data & PROBE_TAG == 0 {
+            return None;
+        }
+        let probe = self.probe.take_if(|p| p.seq == data & !PROBE_TAG)?;
+        let rtt = now.saturating_duration_since(probe.sent);
+        self.next_probe = Some(now + rtt.max(MIN_PROBE_GAP));
+        let rate = probe.bytes as f64 / rtt.as_secs_f64().max(1e-6);
+        let filled = probe.bytes.saturating_mul(3) >= u64::from(self.window) * 2;
+        let grows = filled && rate > self.best_rate * GAIN;
+        self.best_rate = self.best_rate.max(rate);
+        if !grows {
+            return None;
+        }
+        let target = probe.bytes.saturating_mul(2).min(u64::from(self.max)) as u32;
+        if target <= self.window {
+            return None;
+        }
+        self.window = target;
+        Some(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u32 = 1024;
+
+    /// Feeds `bytes` in one probe that takes `rtt`; returns the new window.
+    fn round(t: &mut WindowTuner, at: &mut Instant, bytes: u32, rtt: Duration) -> Option<u32> {
+        let ping = t.on_data(16 * KIB, *at).expect("a probe starts");
+        t.on_data(bytes - 16 * KIB, *at);
+        *at += rtt;
+        let grown = t.on_pong(ping, *at);
+        *at += MIN_PROBE_GAP.max(rtt);
+        grown
+    }
+
+    #[test]
+    fn a_window_bound_stream_doubles_while_the_rate_follows() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let mut now = Instant::now();
+        let rtt = Duration::from_millis(20);
+        // Each round trip carries the whole window: window-bound, and the
+        // rate doubles with it (a distant link).
+        let mut window = t.window;
+        for _ in 0..6 {
+            let grown = round(&mut t, &mut now, window, rtt).expect("grows");
+            assert_eq!(grown, (window * 2).min(16 << 20));
+            window = grown;
+        }
+        assert_eq!(t.window, 16 << 20);
+        assert_eq!(t.on_data(16 * KIB, now), None, "no probes at the maximum");
+    }
+
+    #[test]
+    fn a_longer_round_trip_with_the_same_rate_does_not_grow_it_again() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let mut now = Instant::now();
+        // Near link: the first sample sets the rate and doubles the window.
+        assert_eq!(
+            round(&mut t, &mut now, 256 * KIB, Duration::from_micros(800)),
+            Some(512 * KIB)
+        );
+        // The reader is the limit: twice the bytes take twice as long, the
+        // rate stays, so the window stays.
+        for _ in 0..5 {
+            assert_eq!(
+                round(&mut t, &mut now, 512 * KIB, Duration::from_micros(1600)),
+                None
+            );
+        }
+        assert_eq!(t.window, 512 * KIB);
+    }
+
+    #[test]
+    fn a_stream_that_does_not_fill_its_window_does_not_grow_it() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let mut now = Instant::now();
+        assert_eq!(
+            round(&mut t, &mut now, 64 * KIB, Duration::from_millis(20)),
+            None
+        );
+        assert_eq!(t.window, 256 * KIB);
+    }
+
+    #[test]
+    fn probes_are_spaced_and_only_their_own_pong_counts() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let now = Instant::now();
+        let ping = t.on_data(100, now).unwrap();
+        assert_eq!(t.on_data(100, now), None, "one probe at a time");
+        assert_eq!(t.on_pong(7, now), None, "a heartbeat PONG is not a probe");
+        assert_eq!(t.on_pong(ping ^ 1, now), None, "a stale probe");
+        let later = now + Duration::from_micros(100);
+        assert_eq!(t.on_pong(ping, later), None);
+        assert_eq!(t.on_data(100, later), None, "too soon after the last probe");
+        assert!(t.on_data(100, later + MIN_PROBE_GAP).is_some());
+    }
+}
