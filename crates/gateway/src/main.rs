@@ -216,10 +216,17 @@ fn main() -> ExitCode {
     // The local time zone can only be read while the process has one thread.
     let clock = pac::SystemClock::detect();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The agent serves one site: its work is a few sockets' I/O and TLS,
+    // which one thread carries at far more than a site link's rate. On one
+    // thread a frame goes from the websocket to the target socket without
+    // waking another worker (a futex or eventfd hand-off per direction on
+    // the multi-thread runtime, measured as tens of microseconds per round
+    // trip: BENCHMARKS.md). serve needs every core.
+    let mut builder = match cli.command {
+        Command::Agent { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("comgate: cannot start the runtime: {e}");

@@ -31,6 +31,10 @@ const SEND_ALONE: usize = 4 * 1024;
 /// How long the writer may keep trying to deliver GOAWAY and the websocket
 /// close after the session ended, before it drops the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The reader and the writer let other tasks run after moving this much:
+/// tokio's own budget would let one of them move megabytes per turn, and on
+/// the agent's single thread that is what a quiet stream waits behind.
+const YIELD_EVERY: usize = 64 * 1024;
 /// How long a failed write waits for the reader to report a better reason.
 const WRITE_ERROR_GRACE: Duration = Duration::from_millis(100);
 
@@ -74,7 +78,12 @@ where
 {
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut batch = BytesMut::new();
+    let mut since_yield = 0;
     loop {
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         let closed = shared.take_transmit(&mut pending, 2 * MESSAGE_TARGET);
         if pending.is_empty() {
             if !batch.is_empty() {
@@ -90,6 +99,7 @@ where
             continue;
         }
         while let Some(frame) = pending.pop_front() {
+            since_yield += frame.len();
             if frame.len() >= SEND_ALONE {
                 if !batch.is_empty() {
                     sink.feed(Message::Binary(batch.split().freeze())).await?;
@@ -125,13 +135,21 @@ pub(crate) async fn read_loop<S>(
     // Re-armed only when it fires, not per message.
     let deadline = sleep_until(last_rx + ping_timeout);
     tokio::pin!(deadline);
+    let mut since_yield = 0;
     loop {
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         tokio::select! {
             _ = closed.wait_for(Option::is_some) => return,
             msg = source.next() => {
                 last_rx = Instant::now();
                 match msg {
-                    Some(Ok(Message::Binary(bytes))) => shared.receive(bytes),
+                    Some(Ok(Message::Binary(bytes))) => {
+                        since_yield += bytes.len();
+                        shared.receive(bytes);
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Text(_))) => {
                         let reason = "text message after the handshake";
