@@ -22,7 +22,10 @@ use crate::session::{Event, Session, StreamEnd};
 /// take turns in the queue: a bulk stream's backlog must not keep a quiet
 /// stream's next write out of it.
 pub(crate) const STREAM_QUEUE_HIGH_WATER: usize = 64 * 1024;
-/// ...and every writer waits once the whole queue holds this much.
+/// ...and is woken once the writer task brought it below this (not on
+/// every frame taken: with many busy streams that woke them all per batch).
+const STREAM_QUEUE_LOW_WATER: usize = 32 * 1024;
+/// Every writer waits once the whole queue holds this much.
 pub(crate) const QUEUE_HIGH_WATER: usize = 256 * 1024;
 
 pub(crate) struct Shared {
@@ -39,8 +42,8 @@ pub(crate) struct Inner {
     pub slots: HashMap<u32, Slot>,
     pub closed: Option<CloseReason>,
     incoming_tx: Option<mpsc::Sender<IncomingEvent>>,
-    /// Writers waiting for the transmit queue to drain.
-    queue_waiters: Vec<Waker>,
+    /// Writers waiting for the transmit queue to drain, by stream.
+    queue_waiters: Vec<(u32, Waker)>,
 }
 
 #[derive(Default)]
@@ -108,7 +111,10 @@ impl Shared {
                 None => {}
             }
             inner.closed = Some(reason.clone());
-            let mut wakers: Vec<Waker> = std::mem::take(&mut inner.queue_waiters);
+            let mut wakers: Vec<Waker> = std::mem::take(&mut inner.queue_waiters)
+                .into_iter()
+                .map(|(_, w)| w)
+                .collect();
             let mut openers = Vec::new();
             for slot in inner.slots.values_mut() {
                 wakers.extend(slot.read_waker.take());
@@ -166,9 +172,8 @@ impl Shared {
                 taken += frame.len();
                 out.push_back(frame);
             }
-            // Whoever waits re-checks its own stream's queue and the total.
             let waiters = if taken > 0 {
-                std::mem::take(&mut inner.queue_waiters)
+                inner.drained_waiters()
             } else {
                 Vec::new()
             };
@@ -180,11 +185,31 @@ impl Shared {
 }
 
 impl Inner {
-    /// Registers a writer waiting for the transmit queue to drain.
-    pub fn wait_for_queue(&mut self, waker: &Waker) {
-        if !self.queue_waiters.iter().any(|w| w.will_wake(waker)) {
-            self.queue_waiters.push(waker.clone());
+    /// Registers the writer of stream `id` waiting for the transmit queue to
+    /// drain.
+    pub fn wait_for_queue(&mut self, id: u32, waker: &Waker) {
+        match self.queue_waiters.iter_mut().find(|(s, _)| *s == id) {
+            Some((_, w)) => w.clone_from(waker),
+            None => self.queue_waiters.push((id, waker.clone())),
         }
+    }
+
+    /// Takes the waiters whose stream queue and the total are low enough
+    /// for them to write again.
+    fn drained_waiters(&mut self) -> Vec<Waker> {
+        if self.queue_waiters.is_empty() || self.session.transmit_len() >= QUEUE_HIGH_WATER {
+            return Vec::new();
+        }
+        let session = &self.session;
+        let mut ready = Vec::new();
+        self.queue_waiters.retain(|(id, w)| {
+            let drained = session.stream_transmit_len(*id) < STREAM_QUEUE_LOW_WATER;
+            if drained {
+                ready.push(w.clone());
+            }
+            !drained
+        });
+        ready
     }
 
     /// Acts on the session's events: wakes streams, answers opens, hands new

@@ -146,7 +146,7 @@ impl AsyncWrite for MuxStream {
         if inner.session.stream_transmit_len(this.id) >= STREAM_QUEUE_HIGH_WATER
             || inner.session.transmit_len() >= QUEUE_HIGH_WATER
         {
-            inner.wait_for_queue(cx.waker());
+            inner.wait_for_queue(this.id, cx.waker());
             return Poll::Pending;
         }
         match inner.session.write(this.id, buf) {
