@@ -555,7 +555,8 @@ pub struct AgentConfig {
     pub system: String,
     pub secret: Secret,
     /// `http://user:pass@host:port`: reach comgate through the site's HTTP
-    /// proxy. Default: the `HTTPS_PROXY` environment variable, if set.
+    /// proxy. Default: the `HTTPS_PROXY` environment variable, if set and
+    /// `NO_PROXY` does not list the gateway's host.
     #[serde(default)]
     pub proxy: Option<Secret>,
     #[serde(default)]
@@ -705,14 +706,23 @@ impl AgentConfig {
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
     }
 
-    /// The proxy to use: the `proxy` key, else `HTTPS_PROXY`/`https_proxy`.
-    pub fn effective_proxy(&self) -> Option<Secret> {
-        self.proxy.clone().or_else(|| {
-            ["HTTPS_PROXY", "https_proxy"]
-                .iter()
+    /// The proxy to use for the gateway at `gateway_host`: the `proxy` key,
+    /// else `HTTPS_PROXY`/`https_proxy` unless `NO_PROXY`/`no_proxy` lists
+    /// the host (curl's rules). The key is the site's explicit choice, so
+    /// `NO_PROXY` applies to the environment's proxy only.
+    pub fn effective_proxy(&self, gateway_host: &str) -> Option<Secret> {
+        if let Some(proxy) = &self.proxy {
+            return Some(proxy.clone());
+        }
+        let env = |keys: [&str; 2]| {
+            keys.iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-                .map(Secret::new)
-        })
+        };
+        let proxy = env(["HTTPS_PROXY", "https_proxy"])?;
+        match env(["NO_PROXY", "no_proxy"]) {
+            Some(list) if crate::agent::no_proxy::bypasses(&list, gateway_host) => None,
+            _ => Some(Secret::new(proxy)),
+        }
     }
 }
 

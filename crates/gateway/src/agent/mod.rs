@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod gateway_url;
 pub mod http_proxy;
+pub mod no_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,7 +70,7 @@ impl Agent {
         let url = GatewayUrl::parse(&cfg.gateway)
             .map_err(|e| AgentError::Setup(format!("gateway: {e}")))?;
         let proxy = cfg
-            .effective_proxy()
+            .effective_proxy(&url.host)
             .map(|p| ProxyUrl::parse(p.expose()))
             .transpose()
             .map_err(|e| AgentError::Setup(format!("proxy: {e}")))?;

@@ -112,3 +112,35 @@ async fn agent_takes_its_proxy_from_https_proxy_when_the_config_names_none() {
     })
     .await;
 }
+
+/// `NO_PROXY` naming the gateway's address sends the agent around the
+/// site's proxy, as curl would: the proxy sees no CONNECT and the site still
+/// comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_proxy_naming_the_gateway_bypasses_https_proxy() {
+    run(|h: Harness| async move {
+        require_tools!("tinyproxy");
+        let server = echo(lo(14), 0).await?;
+        let tenant = Tenant::start(&h).await?;
+        let tp = Tinyproxy::start(&h, "siteproxy", "Pr0xyPass", &[tenant.gw.agent_port]).await?;
+        let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
+        cfg.env.push(("HTTPS_PROXY".to_string(), tp.url()));
+        cfg.env.push((
+            "NO_PROXY".to_string(),
+            "intranet.lan, 127.0.0.0/8".to_string(),
+        ));
+        let _agent = Agent::start(&tenant.gw, &cfg).await?;
+        let reply = tenant
+            .front
+            .open(&Tenant::colocated(server.addr), &tenant.creds)
+            .await?;
+        echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(10)).await?;
+        ensure!(
+            !tp.log_text().contains("CONNECT 127.0.0.1"),
+            "NO_PROXY lists the gateway, yet the agent went through tinyproxy:\n{}",
+            tp.log_text()
+        );
+        Ok(())
+    })
+    .await;
+}
