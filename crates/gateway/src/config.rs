@@ -737,6 +737,18 @@ mod tests {
         (dir, path)
     }
 
+    /// The error loading `text` as serve's config gives.
+    fn serve_error(text: &str) -> String {
+        let (_d, path) = write(text);
+        ServeConfig::load(&path).unwrap_err().to_string()
+    }
+
+    /// The error loading `text` as the agent's config gives.
+    fn agent_error(text: &str) -> String {
+        let (_d, path) = write(text);
+        AgentConfig::load(&path).unwrap_err().to_string()
+    }
+
     const MINIMAL: &str = r#"
 domain = "example.test"
 data_dir = "data"
@@ -757,16 +769,14 @@ listen = "127.0.0.1:6444"
 
     #[test]
     fn unknown_key_is_named_with_the_file() {
-        let (_d, path) = write(&MINIMAL.replace("[agents]", "max_head_byte = 3\n[agents]"));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        let err = serve_error(&MINIMAL.replace("[agents]", "max_head_byte = 3\n[agents]"));
         assert!(err.contains("max_head_byte"), "{err}");
         assert!(err.contains("comgate.toml"), "{err}");
     }
 
     #[test]
     fn invalid_limit_names_the_key() {
-        let (_d, path) = write(&MINIMAL.replace("[agents]", "max_head_bytes = 3\n[agents]"));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        let err = serve_error(&MINIMAL.replace("[agents]", "max_head_bytes = 3\n[agents]"));
         assert!(err.contains("gateway.max_head_bytes"), "{err}");
     }
 
@@ -780,27 +790,23 @@ listen = "127.0.0.1:6444"
         assert_eq!(c.max_head_bytes, 64 * 1024);
         assert_eq!(c.idle_timeout_secs, 60);
         assert_eq!(c.max_concurrent_requests, 256);
-        let (_d, path) = write(&format!(
+        let err = serve_error(&format!(
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_head_bytes = 100\n"
         ));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("central.max_head_bytes"), "{err}");
-        let (_d, path) = write(&format!(
+        let err = serve_error(&format!(
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_concurrent_requests = 0\n"
         ));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("central.max_concurrent_requests"), "{err}");
-        let (_d, path) = write(&format!(
+        let err = serve_error(&format!(
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_body = 1\n"
         ));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("max_body"), "{err}");
     }
 
     #[test]
     fn bad_domain_is_refused() {
-        let (_d, path) = write(&MINIMAL.replace("example.test", "not a domain"));
-        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        let err = serve_error(&MINIMAL.replace("example.test", "not a domain"));
         assert!(err.contains("`domain`"), "{err}");
     }
 
@@ -814,8 +820,7 @@ secret = "s3cret"
 [ports]
 ssh = "127.0.0.1:2222"
 "#;
-        let (_d, path) = write(text);
-        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        let err = agent_error(text);
         assert!(err.contains("ports.ssh"), "{err}");
         let (_d, path) = write(&text.replace("ssh =", "22 ="));
         let cfg = AgentConfig::load(&path).unwrap();
@@ -848,21 +853,17 @@ secret = "s3cret"
         ));
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!((cfg.stream_window, cfg.site_window), (16 << 20, 64 << 20));
-        let (_d, path) = write(&format!("{text}stream_window = 1000\n"));
-        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        let err = agent_error(&format!("{text}stream_window = 1000\n"));
         assert!(err.contains("stream_window"), "{err}");
-        let (_d, path) = write(&format!(
+        let err = agent_error(&format!(
             "{text}stream_window = 8388608\nsite_window = 4194304\n"
         ));
-        let err = AgentConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("site_window"), "{err}");
-        let (_d, path) = write(&format!(
+        let err = agent_error(&format!(
             "{text}initial_stream_window = 1048576\nstream_window = 524288\n"
         ));
-        let err = AgentConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("at least initial_stream_window"), "{err}");
-        let (_d, path) = write(&format!("{text}initial_stream_window = 100\n"));
-        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        let err = agent_error(&format!("{text}initial_stream_window = 100\n"));
         assert!(err.contains("initial_stream_window"), "{err}");
     }
 }

@@ -85,29 +85,43 @@ async fn agent_behind_proxy_reaches_gateway_by_a_name_only_the_proxy_resolves() 
     .await;
 }
 
+/// An agent with no `proxy` key, `HTTPS_PROXY` naming a tinyproxy that may
+/// reach the gateway, and `extra_env`: the tunnel must work; returns whether
+/// the agent went through tinyproxy (its log shows the CONNECT).
+async fn agent_with_https_proxy_env(
+    h: &Harness,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<bool> {
+    let server = echo(lo(14), 0).await?;
+    let tenant = Tenant::start(h).await?;
+    let tp = Tinyproxy::start(h, "siteproxy", "Pr0xyPass", &[tenant.gw.agent_port]).await?;
+    let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
+    cfg.env.push(("HTTPS_PROXY".to_string(), tp.url()));
+    cfg.env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let _agent = Agent::start(&tenant.gw, &cfg).await?;
+    let reply = tenant
+        .front
+        .open(&Tenant::colocated(server.addr), &tenant.creds)
+        .await?;
+    echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(10)).await?;
+    let connect_line = format!("CONNECT 127.0.0.1:{}", tenant.gw.agent_port);
+    Ok(tp.log_text().contains(&connect_line))
+}
+
 /// Without a `proxy` key the agent takes the site's proxy from `HTTPS_PROXY`,
 /// as most tools on a site do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agent_takes_its_proxy_from_https_proxy_when_the_config_names_none() {
     run(|h: Harness| async move {
         require_tools!("tinyproxy");
-        let server = echo(lo(14), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let tp = Tinyproxy::start(&h, "siteproxy", "Pr0xyPass", &[tenant.gw.agent_port]).await?;
-        let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
-        cfg.env.push(("HTTPS_PROXY".to_string(), tp.url()));
-        let _agent = Agent::start(&tenant.gw, &cfg).await?;
-        let connect_line = format!("CONNECT 127.0.0.1:{}", tenant.gw.agent_port);
         ensure!(
-            tp.log_text().contains(&connect_line),
-            "tinyproxy's log shows no `{connect_line}`: HTTPS_PROXY was not used:\n{}",
-            tp.log_text()
+            agent_with_https_proxy_env(&h, &[]).await?,
+            "tinyproxy's log shows no CONNECT to the gateway: HTTPS_PROXY was not used"
         );
-        let reply = tenant
-            .front
-            .open(&Tenant::colocated(server.addr), &tenant.creds)
-            .await?;
-        echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(10)).await?;
         Ok(())
     })
     .await;
@@ -120,25 +134,9 @@ async fn agent_takes_its_proxy_from_https_proxy_when_the_config_names_none() {
 async fn no_proxy_naming_the_gateway_bypasses_https_proxy() {
     run(|h: Harness| async move {
         require_tools!("tinyproxy");
-        let server = echo(lo(14), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let tp = Tinyproxy::start(&h, "siteproxy", "Pr0xyPass", &[tenant.gw.agent_port]).await?;
-        let mut cfg = tenant.agent_config().tunnel("RDP", server.addr);
-        cfg.env.push(("HTTPS_PROXY".to_string(), tp.url()));
-        cfg.env.push((
-            "NO_PROXY".to_string(),
-            "intranet.lan, 127.0.0.0/8".to_string(),
-        ));
-        let _agent = Agent::start(&tenant.gw, &cfg).await?;
-        let reply = tenant
-            .front
-            .open(&Tenant::colocated(server.addr), &tenant.creds)
-            .await?;
-        echo_roundtrip(reply.stream, reply.early, 64 * 1024, secs(10)).await?;
         ensure!(
-            !tp.log_text().contains("CONNECT 127.0.0.1"),
-            "NO_PROXY lists the gateway, yet the agent went through tinyproxy:\n{}",
-            tp.log_text()
+            !agent_with_https_proxy_env(&h, &[("NO_PROXY", "intranet.lan, 127.0.0.0/8")]).await?,
+            "NO_PROXY lists the gateway, yet the agent went through tinyproxy"
         );
         Ok(())
     })
