@@ -13,6 +13,8 @@ use admin::store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout_at;
 use tokio_rustls::TlsAcceptor;
+
+use crate::read_ahead::ReadAhead;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, reject_code, Hello, Reject, Welcome, PROTOCOL_VERSION};
@@ -77,7 +79,7 @@ impl AgentListener {
         crate::site_socket::tune(&tcp);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
-        let tls = timeout_at(deadline, acceptor.accept(tcp))
+        let tls = timeout_at(deadline, acceptor.accept(ReadAhead::new(tcp)))
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake failed: {e}"))?;

@@ -32,6 +32,8 @@ pub mod maint_host;
 #[cfg(feature = "server")]
 pub mod public_downloads;
 #[cfg(feature = "server")]
+pub mod read_ahead;
+#[cfg(feature = "server")]
 pub mod refusal;
 #[cfg(feature = "server")]
 pub mod relay;

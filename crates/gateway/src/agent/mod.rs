@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::read_ahead::ReadAhead;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 use tunnel_proto::codes;
@@ -54,7 +56,7 @@ pub enum AgentError {
 }
 
 type AgentWebSocket =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>;
 
 /// What the agent needs at run time, derived once from its config.
 pub struct Agent {
@@ -206,7 +208,11 @@ impl Agent {
         crate::site_socket::tune(&tcp);
         let name = ServerName::try_from(self.url.host.clone())
             .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
-        let tls = self.tls.connect(name, tcp).await.map_err(AgentError::Tls)?;
+        let tls = self
+            .tls
+            .connect(name, ReadAhead::new(tcp))
+            .await
+            .map_err(AgentError::Tls)?;
         let request = format!("wss://{}{}", authority, self.url.path);
         let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(
             request,

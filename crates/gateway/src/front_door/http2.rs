@@ -32,6 +32,7 @@ use super::h2_stream::H2Stream;
 use super::FrontDoor;
 use crate::audit;
 use crate::connect_head::{parse_proxy_authorization, ProxyAuth, RequestHead};
+use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
 
 /// Receive window per stream: bytes a partner may send ahead of the site.
@@ -45,7 +46,7 @@ const SEND_BUFFER: usize = 256 * 1024;
 /// or too many of its requests were refused.
 pub(super) async fn serve(
     door: Arc<FrontDoor>,
-    tls: TlsStream<TcpStream>,
+    tls: TlsStream<ReadAhead<TcpStream>>,
     deadline: Instant,
     peer: SocketAddr,
 ) {

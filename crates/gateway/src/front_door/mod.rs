@@ -37,6 +37,7 @@ use crate::config::GatewaySection;
 use crate::connect_head::{parse_head, HeadError, HeadParse, RequestHead};
 use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
+use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayLimits};
 
@@ -140,10 +141,10 @@ impl FrontDoor {
     /// stream, the bytes after the admitted head, and the open stream.
     async fn open_tunnel(
         &self,
-        mut tls: TlsStream<TcpStream>,
+        mut tls: TlsStream<ReadAhead<TcpStream>>,
         mut deadline: Instant,
         peer: SocketAddr,
-    ) -> Option<(TlsStream<TcpStream>, BytesMut, Admitted)> {
+    ) -> Option<(TlsStream<ReadAhead<TcpStream>>, BytesMut, Admitted)> {
         let mut buf = BytesMut::with_capacity(1024);
         let mut requests = 0u32;
         loop {
@@ -387,10 +388,10 @@ async fn accept_tls(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
     limits: &GatewaySection,
-) -> Option<(TlsStream<TcpStream>, Instant)> {
+) -> Option<(TlsStream<ReadAhead<TcpStream>>, Instant)> {
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + limits.head_timeout();
-    match timeout_at(deadline, acceptor.accept(tcp)).await {
+    match timeout_at(deadline, acceptor.accept(ReadAhead::new(tcp))).await {
         Ok(Ok(tls)) => Some((tls, deadline)),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
