@@ -349,7 +349,9 @@ impl Drop for OpenGuard<'_> {
 
 /// Streams the peer opens and control messages it sends, in arrival order.
 pub struct Incoming {
-    rx: mpsc::Receiver<IncomingEvent>,
+    /// Boxed: the channel allocates its first block of slots up front, and
+    /// every connected site has one (an unboxed event made that 1.5 KiB).
+    rx: mpsc::Receiver<Box<IncomingEvent>>,
     _owner: Arc<Owner>,
 }
 
@@ -357,7 +359,7 @@ impl Incoming {
     /// The next event; `None` once the session is over and all delivered
     /// events were taken. Cancel safe.
     pub async fn next(&mut self) -> Option<IncomingEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|event| *event)
     }
 }
 
@@ -365,7 +367,10 @@ impl futures_util::Stream for Incoming {
     type Item = IncomingEvent;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<IncomingEvent>> {
-        self.get_mut().rx.poll_recv(cx)
+        self.get_mut()
+            .rx
+            .poll_recv(cx)
+            .map(|event| event.map(|e| *e))
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) struct Inner {
     /// `open` waiting for its answer). Removed when the handle drops.
     pub slots: HashMap<u32, Slot>,
     pub closed: Option<CloseReason>,
-    incoming_tx: Option<mpsc::Sender<IncomingEvent>>,
+    incoming_tx: Option<mpsc::Sender<Box<IncomingEvent>>>,
     /// Writers waiting for the transmit queue to drain, by stream.
     queue_waiters: Vec<(u32, Waker)>,
 }
@@ -57,7 +57,7 @@ pub(crate) struct Slot {
 }
 
 impl Shared {
-    pub fn new(session: Session, incoming_tx: mpsc::Sender<IncomingEvent>) -> Self {
+    pub fn new(session: Session, incoming_tx: mpsc::Sender<Box<IncomingEvent>>) -> Self {
         Shared {
             inner: Mutex::new(Inner {
                 session,
@@ -226,7 +226,7 @@ impl Inner {
                     let sent = self
                         .incoming_tx
                         .as_ref()
-                        .map(|tx| tx.try_send(IncomingEvent::Control(value)));
+                        .map(|tx| tx.try_send(Box::new(IncomingEvent::Control(value))));
                     if !matches!(sent, Some(Ok(()))) {
                         tracing::warn!(
                             "dropping a CONTROL message: nobody is taking incoming events"
@@ -310,10 +310,10 @@ impl Inner {
                 .refuse(id, codes::REFUSE_BUSY, "the site is shutting down");
             return;
         };
-        if let Err(e) = tx.try_send(IncomingEvent::Stream(stream)) {
+        if let Err(e) = tx.try_send(Box::new(IncomingEvent::Stream(stream))) {
             // Dropping the stream here must not lock again: disarm it and
             // refuse directly.
-            if let IncomingEvent::Stream(stream) = e.into_inner() {
+            if let IncomingEvent::Stream(stream) = *e.into_inner() {
                 stream.disarm();
             }
             let _ = self.session.refuse(
