@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs="proxytunnel openssh-server openssh-client putty-tools curl tinyproxy socat openssl ca-certificates python3-pacparser chromium libnss3-tools"
+pkgs="make proxytunnel openssh-server openssh-client putty-tools curl tinyproxy socat openssl ca-certificates python3-pacparser chromium libnss3-tools"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
