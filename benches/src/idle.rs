@@ -367,10 +367,9 @@ async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) ->
     let name = ServerName::try_from("127.0.0.1")?;
     let tls = tls.connect(name, tcp).await.context("TLS")?;
     let url = format!("wss://127.0.0.1:{}/agent/v1", gw.port());
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, tls, Some(mux::recommended_ws_config()))
-            .await
-            .context("websocket")?;
+    let mut ws = tunnel_proto::ws::connect(&url, tls)
+        .await
+        .context("websocket")?;
     let hello = Hello {
         version: PROTOCOL_VERSION,
         customer: c.customer.clone(),

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, reject_code, Hello, Reject, Welcome, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, IncomingEvent, MuxConfig, Role};
+use tunnel_proto::ws;
 
 use crate::config::AgentsSection;
 use crate::hub::{Hub, SiteKey};
@@ -83,13 +84,10 @@ impl AgentListener {
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        let mut ws = timeout_at(
-            deadline,
-            tokio_tungstenite::accept_async_with_config(tls, Some(mux::recommended_ws_config())),
-        )
-        .await
-        .map_err(|_| "websocket upgrade timed out".to_string())?
-        .map_err(|e| format!("websocket upgrade failed: {e}"))?;
+        let mut ws = timeout_at(deadline, ws::accept(tls))
+            .await
+            .map_err(|_| "websocket upgrade timed out".to_string())?
+            .map_err(|e| format!("websocket upgrade failed: {e}"))?;
 
         let hello = timeout_at(deadline, handshake::read_hello(&mut ws))
             .await
@@ -102,8 +100,8 @@ impl AgentListener {
         let key = match self.check_hello(&hello).await {
             Ok(key) => key,
             Err(reject) => {
+                // send_reject closes the websocket after the reply.
                 let _ = handshake::send_reject(&mut ws, &reject).await;
-                let _ = ws.close(None).await;
                 return Err(reject.reason);
             }
         };

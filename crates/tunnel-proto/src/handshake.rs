@@ -12,17 +12,16 @@
 //!
 //! Unknown JSON fields are ignored, so a minor addition does not need a new
 //! protocol version. The async helpers here take no timeout; wrap them in
-//! `tokio::time::timeout`. The gateway should also cap the websocket message
-//! size before reading a Hello (see [`crate::recommended_ws_config`]).
+//! `tokio::time::timeout`. Every websocket message is capped at
+//! [`crate::ws::MAX_MESSAGE`].
 
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
+
+use crate::ws::{WsConn, WsError, WsMessage};
 
 use crate::codes;
 pub use crate::frame::{Access, Target, CENTRAL_PORT};
@@ -246,7 +245,7 @@ pub struct Reject {
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error("websocket error during the handshake: {0}")]
-    WebSocket(Box<tungstenite::Error>),
+    WebSocket(#[from] WsError),
     #[error("the connection closed during the handshake")]
     Closed,
     #[error("unexpected {0} message during the handshake")]
@@ -257,12 +256,6 @@ pub enum HandshakeError {
     Rejected { code: String, reason: String },
     #[error("protocol version {0} is not supported")]
     UnsupportedVersion(u16),
-}
-
-impl From<tungstenite::Error> for HandshakeError {
-    fn from(e: tungstenite::Error) -> Self {
-        HandshakeError::WebSocket(Box::new(e))
-    }
 }
 
 /// Checks the Hello's version; the Reject is what the gateway should send.
@@ -280,34 +273,30 @@ pub fn check_version(hello: &Hello) -> Result<(), Reject> {
     }
 }
 
-async fn read_text<S>(ws: &mut WebSocketStream<S>) -> Result<String, HandshakeError>
+async fn read_text<S>(ws: &mut WsConn<S>) -> Result<String, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(Message::Binary(_))) => return Err(HandshakeError::Unexpected("binary")),
-            Some(Ok(Message::Close(_))) | None => return Err(HandshakeError::Closed),
-            Some(Err(e)) => return Err(e.into()),
-        }
+    match ws.next_data().await? {
+        Some(WsMessage::Text(text)) => Ok(text),
+        Some(_) => Err(HandshakeError::Unexpected("binary")),
+        None => Err(HandshakeError::Closed),
     }
 }
 
-async fn send_json<S, T>(ws: &mut WebSocketStream<S>, value: &T) -> Result<(), HandshakeError>
+async fn send_json<S, T>(ws: &mut WsConn<S>, value: &T) -> Result<(), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Serialize,
 {
     let text = serde_json::to_string(value)?;
-    ws.send(Message::text(text)).await?;
+    ws.send_text(text).await?;
     Ok(())
 }
 
 /// Agent side: sends `hello` and waits for the gateway's answer.
 pub async fn agent_handshake<S>(
-    ws: &mut WebSocketStream<S>,
+    ws: &mut WsConn<S>,
     hello: &Hello,
 ) -> Result<Welcome, HandshakeError>
 where
@@ -327,7 +316,7 @@ where
 
 /// Gateway side: reads the agent's Hello. Authenticating it (secret compared
 /// in constant time against the stored hash) is the caller's job.
-pub async fn read_hello<S>(ws: &mut WebSocketStream<S>) -> Result<Hello, HandshakeError>
+pub async fn read_hello<S>(ws: &mut WsConn<S>) -> Result<Hello, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -336,10 +325,7 @@ where
 }
 
 /// Gateway side: accepts the agent; start the mux next.
-pub async fn send_welcome<S>(
-    ws: &mut WebSocketStream<S>,
-    welcome: &Welcome,
-) -> Result<(), HandshakeError>
+pub async fn send_welcome<S>(ws: &mut WsConn<S>, welcome: &Welcome) -> Result<(), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -347,15 +333,12 @@ where
 }
 
 /// Gateway side: rejects the agent and closes the websocket.
-pub async fn send_reject<S>(
-    ws: &mut WebSocketStream<S>,
-    reject: &Reject,
-) -> Result<(), HandshakeError>
+pub async fn send_reject<S>(ws: &mut WsConn<S>, reject: &Reject) -> Result<(), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     send_json(ws, &GatewayReply::Reject(reject.clone())).await?;
-    ws.close(None).await?;
+    ws.close().await?;
     Ok(())
 }
 

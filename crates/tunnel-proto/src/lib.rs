@@ -10,7 +10,8 @@
 //! | [`handshake`] | Hello / Welcome / Reject (JSON text messages) and the site policy ([`SiteSettings::allows`]) |
 //! | [`frame`] | the binary frame codec, pure and fuzzable |
 //! | [`session`] | the multiplexer as a sans-IO state machine: streams, flow control, half-close |
-//! | [`mux`] | the async driver over a tokio-tungstenite websocket; streams as `AsyncRead + AsyncWrite` |
+//! | [`ws`] | websocket framing after the upgrade (tokio-tungstenite does the upgrade), without buffers held between messages |
+//! | [`mux`] | the async driver over that websocket; streams as `AsyncRead + AsyncWrite` |
 //!
 //! # Handshake
 //!
@@ -140,6 +141,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mux;
 pub mod session;
+pub mod ws;
 
 pub use frame::{decode, encode, fuzz_decode, Access, Frame, FrameError, Target, CENTRAL_PORT};
 pub use handshake::{
@@ -147,8 +149,8 @@ pub use handshake::{
     Welcome, PROTOCOL_VERSION,
 };
 pub use mux::{
-    recommended_ws_config, start, CloseReason, Incoming, IncomingEvent, IncomingStream, MuxClosed,
-    MuxConfig, MuxHandle, MuxStream, OpenError, Role,
+    start, CloseReason, Incoming, IncomingEvent, IncomingStream, MuxClosed, MuxConfig, MuxHandle,
+    MuxStream, OpenError, Role,
 };
 pub use session::fuzz_session;
 

@@ -105,10 +105,13 @@ async fn rejection_reaches_the_agent() {
 
 #[tokio::test]
 async fn a_binary_message_instead_of_hello_is_refused() {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
     let (mut server, mut client) = common::ws_pair().await;
-    client.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    client
+        .writer
+        .send_binary(bytes::Bytes::from_static(&[1, 2, 3]))
+        .await
+        .unwrap();
+    client.writer.flush().await.unwrap();
     let err = handshake::read_hello(&mut server).await.unwrap_err();
     assert!(
         matches!(err, HandshakeError::Unexpected("binary")),

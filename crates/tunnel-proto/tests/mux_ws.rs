@@ -331,7 +331,7 @@ async fn heartbeats_keep_an_idle_session_alive() {
 #[tokio::test]
 async fn data_beyond_the_window_is_a_protocol_error() {
     // A hand-written gateway that ignores flow control, against a real agent.
-    let (mut raw_gateway, client) = ws_pair().await;
+    let (mut raw_gateway, client) = raw_gateway_pair().await;
     let cfg = MuxConfig {
         stream_window: 64 * 1024,
         ..MuxConfig::default()
@@ -548,7 +548,7 @@ async fn dropping_every_handle_closes_the_session() {
 #[tokio::test(flavor = "current_thread")]
 async fn small_writes_are_coalesced_into_few_messages() {
     // A real gateway against a hand-written agent that counts messages.
-    let (server, mut raw_agent) = ws_pair().await;
+    let (server, mut raw_agent) = raw_agent_pair().await;
     let (gateway, _incoming) = tunnel_proto::start(server, Role::Gateway, MuxConfig::default());
     let mut grant = BytesMut::new();
     frame::encode(
@@ -652,4 +652,25 @@ fn handles_and_streams_can_move_between_tasks() {
     assert_send::<tunnel_proto::MuxStream>();
     assert_send::<tunnel_proto::Incoming>();
     assert_send::<tunnel_proto::IncomingStream>();
+}
+
+#[tokio::test]
+async fn a_websocket_ping_is_answered_while_the_session_runs() {
+    let (server, mut raw_agent) = raw_agent_pair().await;
+    let (_gateway, _incoming) = tunnel_proto::start(server, Role::Gateway, MuxConfig::default());
+    raw_agent
+        .send(Message::Ping(bytes::Bytes::from_static(b"still there?")))
+        .await
+        .unwrap();
+    let pong = within(5, "pong", async {
+        loop {
+            match raw_agent.next().await {
+                Some(Ok(Message::Pong(payload))) => return payload,
+                Some(Ok(_)) => continue,
+                other => panic!("no pong: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(&pong[..], b"still there?");
 }

@@ -20,11 +20,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::read_ahead::ReadAhead;
-use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, CloseReason, IncomingEvent, IncomingStream, MuxConfig, Role};
+use tunnel_proto::ws::{self, WsConn};
 use tunnel_proto::{Access, Target};
 
 use crate::config::AgentConfig;
@@ -55,8 +55,7 @@ pub enum AgentError {
     Setup(String),
 }
 
-type AgentWebSocket =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>;
+type AgentWebSocket = WsConn<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>;
 
 /// What the agent needs at run time, derived once from its config.
 pub struct Agent {
@@ -160,11 +159,7 @@ impl Agent {
 
     /// Serves comgate's stream requests over an established, welcomed
     /// websocket until the session ends.
-    pub async fn serve_session<S>(
-        self: Arc<Self>,
-        ws: WebSocketStream<S>,
-        welcome: &Welcome,
-    ) -> CloseReason
+    pub async fn serve_session<S>(self: Arc<Self>, ws: WsConn<S>, welcome: &Welcome) -> CloseReason
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -214,13 +209,9 @@ impl Agent {
             .await
             .map_err(AgentError::Tls)?;
         let request = format!("wss://{}{}", authority, self.url.path);
-        let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(
-            request,
-            tls,
-            Some(mux::recommended_ws_config()),
-        )
-        .await
-        .map_err(|e| AgentError::Websocket(e.to_string()))?;
+        let mut ws = ws::connect(&request, tls)
+            .await
+            .map_err(|e| AgentError::Websocket(e.to_string()))?;
         let hello = Hello {
             version: PROTOCOL_VERSION,
             customer: self.cfg.customer.clone(),
@@ -338,10 +329,8 @@ mod tests {
     async fn gateway_side(cfg: AgentConfig) -> (MuxHandle, tunnel_proto::mux::Incoming) {
         let agent = Agent::new(cfg).unwrap();
         let (a, b) = tokio::io::duplex(256 * 1024);
-        let server = tokio::spawn(tokio_tungstenite::accept_async(a));
-        let (ws, _) = tokio_tungstenite::client_async("ws://agent.test/agent/v1", b)
-            .await
-            .unwrap();
+        let server = tokio::spawn(ws::accept(a));
+        let ws = ws::connect("ws://agent.test/agent/v1", b).await.unwrap();
         let gw_ws = server.await.unwrap().unwrap();
         let welcome = Welcome {
             version: PROTOCOL_VERSION,

@@ -669,7 +669,7 @@ async fn old_agent(
         .connect(rustls::pki_types::ServerName::try_from("127.0.0.1")?, tcp)
         .await?;
     let url = format!("wss://127.0.0.1:{}/", gw.agent_port);
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await?;
+    let mut ws = tunnel_proto::ws::connect(&url, tls).await?;
     let hello = Hello {
         version: PROTOCOL_VERSION,
         customer: CUSTOMER.into(),

@@ -4,24 +4,22 @@
 //! session in one call, and the session only appends to per-stream buffers
 //! that flow control already bounds. The writer batches: small frames are
 //! copied into one message of up to 16 KiB, large DATA frames go out as their
-//! own message without a copy, and the websocket is flushed only when
-//! nothing more is queued.
+//! own message without a copy (header and payload in one vectored write, see
+//! [`crate::ws`]), and the transport is flushed only when nothing more is
+//! queued. A websocket ping from the peer is answered by the writer.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
 use super::shared::Shared;
 use super::CloseReason;
 use crate::codes;
+use crate::ws::{WsMessage, WsReader, WsWriter};
 
 /// Target size of a batched websocket message.
 const MESSAGE_TARGET: usize = 16 * 1024;
@@ -38,12 +36,9 @@ const YIELD_EVERY: usize = 64 * 1024;
 /// How long a failed write waits for the reader to report a better reason.
 const WRITE_ERROR_GRACE: Duration = Duration::from_millis(100);
 
-type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
-type Source<S> = SplitStream<WebSocketStream<S>>;
-
-pub(crate) async fn write_loop<S>(shared: Arc<Shared>, mut sink: Sink<S>)
+pub(crate) async fn write_loop<W>(shared: Arc<Shared>, mut sink: WsWriter<W>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut closed = shared.subscribe();
     let outcome = tokio::select! {
@@ -72,9 +67,9 @@ where
 
 /// Sends queued frames until the session is closed and everything queued
 /// before that was sent.
-async fn write_frames<S>(shared: &Shared, sink: &mut Sink<S>) -> Result<(), tungstenite::Error>
+async fn write_frames<W>(shared: &Shared, sink: &mut WsWriter<W>) -> std::io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut batch = BytesMut::new();
@@ -84,10 +79,13 @@ where
             since_yield = 0;
             tokio::task::yield_now().await;
         }
-        let closed = shared.take_transmit(&mut pending, 2 * MESSAGE_TARGET);
+        let (closed, pong) = shared.take_transmit(&mut pending, 2 * MESSAGE_TARGET);
+        if let Some(payload) = pong {
+            sink.send_pong(payload).await?;
+        }
         if pending.is_empty() {
             if !batch.is_empty() {
-                sink.feed(Message::Binary(batch.split().freeze())).await?;
+                sink.send_binary(batch.split().freeze()).await?;
             }
             sink.flush().await?;
             if closed {
@@ -102,13 +100,13 @@ where
             since_yield += frame.len();
             if frame.len() >= SEND_ALONE {
                 if !batch.is_empty() {
-                    sink.feed(Message::Binary(batch.split().freeze())).await?;
+                    sink.send_binary(batch.split().freeze()).await?;
                 }
-                sink.feed(Message::Binary(frame)).await?;
+                sink.send_binary(frame).await?;
                 continue;
             }
             if batch.len() + frame.len() > MESSAGE_TARGET {
-                sink.feed(Message::Binary(batch.split().freeze())).await?;
+                sink.send_binary(batch.split().freeze()).await?;
             }
             if batch.is_empty() {
                 batch.reserve(MESSAGE_TARGET);
@@ -118,13 +116,13 @@ where
     }
 }
 
-pub(crate) async fn read_loop<S>(
+pub(crate) async fn read_loop<R>(
     shared: Arc<Shared>,
-    mut source: Source<S>,
+    mut source: WsReader<R>,
     ping_interval: Duration,
     ping_timeout: Duration,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
 {
     let mut closed = shared.subscribe();
     let ping_interval = ping_interval.max(Duration::from_millis(1));
@@ -146,23 +144,23 @@ pub(crate) async fn read_loop<S>(
             msg = source.next() => {
                 last_rx = Instant::now();
                 match msg {
-                    Some(Ok(Message::Binary(bytes))) => {
+                    Ok(Some(WsMessage::Binary(bytes))) => {
                         since_yield += bytes.len();
                         shared.receive(bytes);
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Text(_))) => {
+                    Ok(Some(WsMessage::Ping(payload))) => shared.ws_ping(payload),
+                    Ok(Some(WsMessage::Text(_))) => {
                         let reason = "text message after the handshake";
                         shared.shutdown(
                             CloseReason::ProtocolError(reason.into()),
                             Some((codes::GOAWAY_PROTOCOL_ERROR, reason)),
                         );
                     }
-                    Some(Ok(Message::Close(_))) | None => {
+                    Ok(Some(WsMessage::Close) | None) => {
                         shared.shutdown(CloseReason::ConnectionLost, None);
                         return;
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         shared.shutdown(CloseReason::Io(e.to_string()), None);
                         return;
                     }

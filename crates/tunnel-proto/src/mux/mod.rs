@@ -1,4 +1,4 @@
-//! The async driver: runs a [`Session`] over a tokio-tungstenite websocket
+//! The async driver: runs a [`Session`] over a websocket ([`crate::ws`])
 //! and exposes streams as `AsyncRead + AsyncWrite`.
 //!
 //! This module exists to keep I/O out of the protocol logic: it owns two
@@ -22,16 +22,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::codes;
 use crate::frame::{Access, Target};
 pub use crate::session::Role;
 use crate::session::{ConnectionStats, Session, SessionConfig, SessionError, StreamStats};
+use crate::ws::WsConn;
 use shared::{Shared, Slot};
 pub use stream::MuxStream;
 
@@ -77,18 +75,6 @@ impl Default for MuxConfig {
     }
 }
 
-/// A websocket configuration suited to the mux: messages are at most a few
-/// tens of KiB (CONTROL aside), so modest buffers and a 4 MiB message cap
-/// keep a site connection small and a hostile peer from sending huge
-/// messages. Pass it to `accept_async_with_config` / `client_async_with_config`.
-pub fn recommended_ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(32 * 1024)
-        .max_message_size(Some(4 << 20))
-        .max_frame_size(Some(4 << 20))
-}
-
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -132,7 +118,7 @@ pub enum IncomingEvent {
 
 /// Starts the mux over an established websocket (after the handshake).
 /// Spawns the reader and writer tasks, so it must run inside a tokio runtime.
-pub fn start<S>(ws: WebSocketStream<S>, role: Role, cfg: MuxConfig) -> (MuxHandle, Incoming)
+pub fn start<S>(ws: WsConn<S>, role: Role, cfg: MuxConfig) -> (MuxHandle, Incoming)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -147,11 +133,11 @@ where
     );
     let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_BACKLOG);
     let shared = Arc::new(Shared::new(session, incoming_tx));
-    let (sink, stream) = ws.split();
-    tokio::spawn(driver::write_loop(shared.clone(), sink));
+    let WsConn { reader, writer } = ws;
+    tokio::spawn(driver::write_loop(shared.clone(), writer));
     tokio::spawn(driver::read_loop(
         shared.clone(),
-        stream,
+        reader,
         cfg.ping_interval,
         cfg.ping_timeout,
     ));

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     incoming_tx: Option<mpsc::Sender<Box<IncomingEvent>>>,
     /// Writers waiting for the transmit queue to drain, by stream.
     queue_waiters: Vec<(u32, Waker)>,
+    /// The payload of the last websocket ping, until the writer answers it.
+    ws_pong: Option<Bytes>,
 }
 
 #[derive(Default)]
@@ -65,6 +67,7 @@ impl Shared {
                 closed: None,
                 incoming_tx: Some(incoming_tx),
                 queue_waiters: Vec::new(),
+                ws_pong: None,
             }),
             writer_wake: Notify::new(),
             closed_tx: watch::channel(None).0,
@@ -154,16 +157,25 @@ impl Shared {
         }
     }
 
+    /// A websocket-level ping arrived: the writer answers it (only the
+    /// latest one, as RFC 6455 allows).
+    pub fn ws_ping(&self, payload: Bytes) {
+        self.lock().ws_pong = Some(payload);
+        self.writer_wake.notify_one();
+    }
+
     pub fn ping(&self, data: u64) {
         self.lock().session.ping(data);
         self.writer_wake.notify_one();
     }
 
     /// Moves up to about `max` bytes of frames to `out`; returns whether the
-    /// session is closed (the writer finishes once it has sent everything).
-    pub fn take_transmit(&self, out: &mut VecDeque<Bytes>, max: usize) -> bool {
-        let (waiters, closed) = {
+    /// session is closed (the writer finishes once it has sent everything)
+    /// and a websocket pong to send first, if a ping is unanswered.
+    pub fn take_transmit(&self, out: &mut VecDeque<Bytes>, max: usize) -> (bool, Option<Bytes>) {
+        let (waiters, closed, pong) = {
             let mut inner = self.lock();
+            let pong = inner.ws_pong.take();
             let mut taken = 0;
             while taken < max {
                 let Some(frame) = inner.session.poll_transmit() else {
@@ -177,10 +189,10 @@ impl Shared {
             } else {
                 Vec::new()
             };
-            (waiters, inner.closed.is_some())
+            (waiters, inner.closed.is_some(), pong)
         };
         waiters.into_iter().for_each(Waker::wake);
-        closed
+        (closed, pong)
     }
 }
 

@@ -16,9 +16,9 @@ const SMALL_PAYLOAD: usize = 1024;
 /// The tail buffer is sealed into a chunk once it holds this much.
 const TAIL_SEAL: usize = 16 * 1024;
 /// Beyond this much unread data, payloads are copied rather than sliced: a
-/// slice pins its whole websocket read buffer (tungstenite splits messages
-/// out of one large allocation), which is fine for data about to be read but
-/// not for the backlog of a stalled stream.
+/// slice pins its whole websocket message (up to 16 KiB of other streams'
+/// frames and headers besides its own bytes), which is fine for data about to
+/// be read but not for the backlog of a stalled stream.
 const ZERO_COPY_BACKLOG: usize = 64 * 1024;
 
 /// Receive window accounting. While granted, `remaining + buffered + unacked

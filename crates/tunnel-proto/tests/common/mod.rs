@@ -1,5 +1,6 @@
-//! Helpers for the websocket tests: real tokio-tungstenite websockets over
-//! in-memory duplex pipes, deterministic data and checksums.
+//! Helpers for the websocket tests: real websockets (tokio-tungstenite's
+//! upgrade, then `tunnel_proto::ws`) over in-memory duplex pipes,
+//! deterministic data and checksums.
 
 #![allow(dead_code)]
 
@@ -8,25 +9,25 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::{accept_async, client_async, WebSocketStream};
+use tunnel_proto::ws::{self, WsConn};
 use tunnel_proto::{Incoming, IncomingEvent, IncomingStream, MuxConfig, MuxHandle, Role};
 
 pub const PIPE: usize = 64 * 1024;
 
 /// A connected (gateway = server, agent = client) websocket pair.
-pub async fn ws_over<S>(server_io: S, client_io: S) -> (WebSocketStream<S>, WebSocketStream<S>)
+pub async fn ws_over<S>(server_io: S, client_io: S) -> (WsConn<S>, WsConn<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server =
-        tokio::spawn(async move { accept_async(server_io).await.expect("server handshake") });
-    let (client, _) = client_async("ws://gateway.test/agent", client_io)
+        tokio::spawn(async move { ws::accept(server_io).await.expect("server handshake") });
+    let client = ws::connect("ws://gateway.test/agent", client_io)
         .await
         .expect("client handshake");
     (server.await.expect("server task"), client)
 }
 
-pub async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
+pub async fn ws_pair() -> (WsConn<DuplexStream>, WsConn<DuplexStream>) {
     let (a, b) = tokio::io::duplex(PIPE);
     ws_over(a, b).await
 }
@@ -165,4 +166,29 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         }
     })
     .await
+}
+
+/// A hand-driven tungstenite websocket on the gateway side (for tests that
+/// play a misbehaving or counting gateway) and ours on the agent side.
+pub async fn raw_gateway_pair() -> (
+    tokio_tungstenite::WebSocketStream<DuplexStream>,
+    WsConn<DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(PIPE);
+    let server = tokio::spawn(async move { tokio_tungstenite::accept_async(a).await.unwrap() });
+    let client = ws::connect("ws://gateway.test/agent", b).await.unwrap();
+    (server.await.unwrap(), client)
+}
+
+/// Ours on the gateway side, a hand-driven tungstenite agent.
+pub async fn raw_agent_pair() -> (
+    WsConn<DuplexStream>,
+    tokio_tungstenite::WebSocketStream<DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(PIPE);
+    let server = tokio::spawn(async move { ws::accept(a).await.unwrap() });
+    let (client, _) = tokio_tungstenite::client_async("ws://gateway.test/agent", b)
+        .await
+        .unwrap();
+    (server.await.unwrap(), client)
 }

@@ -59,11 +59,7 @@ impl FakeGateway {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     continue;
                 };
-                let ws = tokio_tungstenite::accept_async_with_config(
-                    tls,
-                    Some(tunnel_proto::recommended_ws_config()),
-                )
-                .await;
+                let ws = tunnel_proto::ws::accept(tls).await;
                 let Ok(mut ws) = ws else { continue };
                 let Ok(hello) = read_hello(&mut ws).await else {
                     continue;

@@ -1,0 +1,251 @@
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{duplex, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+use tokio_tungstenite::WebSocketStream;
+
+use super::*;
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 7) as u8).collect()
+}
+
+const SIZES: [usize; 8] = [0, 1, 125, 126, 65_535, 65_536, 16_393, 1 << 20];
+
+#[tokio::test]
+async fn our_client_to_tungstenite_server() {
+    let (a, b) = duplex(1 << 16);
+    let mut ours = WsConn::new(a, Side::Client);
+    let mut theirs = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+    let sender = tokio::spawn(async move {
+        for len in SIZES {
+            ours.writer
+                .send_binary(Bytes::from(pattern(len)))
+                .await
+                .unwrap();
+        }
+        ours.send_text("héllo".into()).await.unwrap();
+        ours.writer.flush().await.unwrap();
+        ours
+    });
+    for len in SIZES {
+        match theirs.next().await.unwrap().unwrap() {
+            Message::Binary(b) => assert_eq!(b, pattern(len), "binary of {len} bytes"),
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        theirs.next().await.unwrap().unwrap(),
+        Message::text("héllo")
+    );
+    let mut ours = sender.await.unwrap();
+    // tungstenite answers our close with its own.
+    ours.close().await.unwrap();
+    assert!(matches!(theirs.next().await, Some(Ok(Message::Close(_)))));
+}
+
+#[tokio::test]
+async fn tungstenite_client_to_our_server() {
+    let (a, b) = duplex(1 << 16);
+    let mut theirs = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+    let mut ours = WsConn::new(b, Side::Server);
+    let sender = tokio::spawn(async move {
+        for len in SIZES {
+            theirs.send(Message::binary(pattern(len))).await.unwrap();
+        }
+        theirs
+            .send(Message::Ping(Bytes::from_static(b"are you there")))
+            .await
+            .unwrap();
+        theirs.send(Message::text("done")).await.unwrap();
+        // Our pong comes back before the reply to "done" is needed.
+        let pong = theirs.next().await.unwrap().unwrap();
+        assert_eq!(pong, Message::Pong(Bytes::from_static(b"are you there")));
+        theirs.close(None).await.unwrap();
+    });
+    for len in SIZES {
+        match ours.next_data().await.unwrap() {
+            Some(WsMessage::Binary(b)) => assert_eq!(b, pattern(len), "binary of {len} bytes"),
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        ours.next_data().await.unwrap(),
+        Some(WsMessage::Text("done".into()))
+    );
+    assert_eq!(
+        ours.next_data().await.unwrap(),
+        None,
+        "close ends the stream"
+    );
+    sender.await.unwrap();
+}
+
+/// Builds one frame by hand (server to client: unmasked).
+fn raw(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    assert!(payload.len() < 126);
+    v.push(payload.len() as u8);
+    v.extend_from_slice(payload);
+    v
+}
+
+#[tokio::test]
+async fn fragments_are_joined_around_a_ping() {
+    let (mut a, b) = duplex(1 << 16);
+    let mut reader = WsReader::new(b, Side::Client);
+    let mut wire = raw(false, OP_TEXT, b"hel");
+    wire.extend(raw(true, OP_PING, b"p"));
+    wire.extend(raw(false, OP_CONTINUATION, b"l"));
+    wire.extend(raw(true, OP_PONG, b""));
+    wire.extend(raw(true, OP_CONTINUATION, b"o"));
+    a.write_all(&wire).await.unwrap();
+    assert_eq!(
+        reader.next().await.unwrap(),
+        Some(WsMessage::Ping(Bytes::from_static(b"p")))
+    );
+    assert_eq!(
+        reader.next().await.unwrap(),
+        Some(WsMessage::Text("hello".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_frame_arriving_byte_by_byte_survives_cancelled_reads() {
+    let (mut a, b) = duplex(1);
+    let mut reader = WsReader::new(b, Side::Client);
+    let payload = pattern(300);
+    let mut wire = vec![0x82, 126];
+    wire.extend_from_slice(&300u16.to_be_bytes());
+    wire.extend_from_slice(&payload);
+    let writer = tokio::spawn(async move {
+        for byte in wire {
+            a.write_all(&[byte]).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        a
+    });
+    // Each `next()` that finds no whole message is dropped unfinished.
+    let got = loop {
+        if let Some(result) = reader.next().now_or_never() {
+            break result.unwrap();
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(got, Some(WsMessage::Binary(Bytes::from(payload))));
+    drop(writer.await.unwrap());
+    assert_eq!(
+        reader.next().await.unwrap(),
+        None,
+        "clean EOF between messages"
+    );
+}
+
+async fn read_error(side: Side, wire: &[u8]) -> WsError {
+    let (mut a, b) = duplex(1 << 16);
+    a.write_all(wire).await.unwrap();
+    drop(a);
+    WsReader::new(b, side).next().await.unwrap_err()
+}
+
+#[tokio::test]
+async fn protocol_violations_are_errors() {
+    let unmasked = raw(true, OP_BINARY, b"x");
+    assert!(
+        matches!(read_error(Side::Server, &unmasked).await, WsError::Protocol(m) if m.contains("unmasked"))
+    );
+    let mut masked = vec![0x82, 0x81, 1, 2, 3, 4, b'x' ^ 1];
+    assert!(
+        matches!(read_error(Side::Client, &masked).await, WsError::Protocol(m) if m.contains("masked frame"))
+    );
+    masked[0] = 0xC2; // RSV1
+    assert!(
+        matches!(read_error(Side::Server, &masked).await, WsError::Protocol(m) if m.contains("reserved"))
+    );
+    let long_ping = [&[0x89u8, 126, 0, 200][..], &[0u8; 200][..]].concat();
+    assert!(
+        matches!(read_error(Side::Client, &long_ping).await, WsError::Protocol(m) if m.contains("125"))
+    );
+    let mut huge = vec![0x82, 127];
+    huge.extend_from_slice(&((MAX_MESSAGE as u64) + 1).to_be_bytes());
+    assert!(
+        matches!(read_error(Side::Client, &huge).await, WsError::TooLarge(n) if n == MAX_MESSAGE as u64 + 1)
+    );
+    let stray = raw(true, OP_CONTINUATION, b"x");
+    assert!(
+        matches!(read_error(Side::Client, &stray).await, WsError::Protocol(m) if m.contains("continuation"))
+    );
+    let bad_text = raw(true, OP_TEXT, &[0xff, 0xfe]);
+    assert!(matches!(
+        read_error(Side::Client, &bad_text).await,
+        WsError::NotUtf8
+    ));
+    let cut = [0x82u8, 10, 1, 2, 3];
+    assert!(
+        matches!(read_error(Side::Client, &cut).await, WsError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof)
+    );
+}
+
+#[test]
+fn masking_matches_the_bytewise_definition() {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    for len in [0, 1, 7, 8, 9, 63, 1000] {
+        let data = pattern(len);
+        let mut fast = data.clone();
+        apply_mask(&mut fast, key);
+        let slow: Vec<u8> = data
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect();
+        assert_eq!(fast, slow, "length {len}");
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_large_message_costs_memory_only_as_it_arrives() {
+    let (mut a, b) = duplex(1 << 16);
+    let mut reader = WsReader::new(b, Side::Client);
+    let mut head = vec![0x82, 127];
+    head.extend_from_slice(&(3u64 << 20).to_be_bytes());
+    a.write_all(&head).await.unwrap();
+    a.write_all(&[7u8; 10]).await.unwrap();
+    assert!(reader.next().now_or_never().is_none());
+    let frame = reader.frame.as_ref().expect("a frame in progress");
+    assert!(frame.payload.capacity() <= FIRST_PAYLOAD_CAPACITY);
+    // The rest arrives: the message is whole and intact.
+    let writer = tokio::spawn(async move {
+        a.write_all(&vec![7u8; (3 << 20) - 10]).await.unwrap();
+        a
+    });
+    match reader.next().await.unwrap() {
+        Some(WsMessage::Binary(b)) => {
+            assert_eq!(b.len(), 3 << 20);
+            assert!(b.iter().all(|&x| x == 7));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(writer.await.unwrap());
+}
+
+proptest::proptest! {
+    /// Whatever arrives, the reader answers with messages or an error, never
+    /// a panic, and stops at the end of the input.
+    #[test]
+    fn arbitrary_input_never_panics(wire in proptest::collection::vec(proptest::num::u8::ANY, 0..512), server in proptest::bool::ANY) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let (mut a, b) = duplex(1 << 12);
+            a.write_all(&wire).await.unwrap();
+            drop(a);
+            let side = if server { Side::Server } else { Side::Client };
+            let mut reader = WsReader::new(b, side);
+            for _ in 0..=wire.len() {
+                match reader.next().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return,
+                }
+            }
+            panic!("more messages than bytes");
+        });
+    }
+}
