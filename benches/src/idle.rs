@@ -43,8 +43,9 @@ pub struct IdleArgs {
     /// Step size for `--max`.
     #[arg(long, default_value_t = 5000)]
     step: usize,
-    /// Idle tunnels to open through one site (0: skip).
-    #[arg(long, default_value_t = 200)]
+    /// Idle tunnels to open through one site (0: skip). Fewer than about a
+    /// thousand are within the allocator's own retention and scatter.
+    #[arg(long, default_value_t = 1000)]
     tunnels: usize,
     /// Agent connections set up at once.
     #[arg(long, default_value_t = 64)]

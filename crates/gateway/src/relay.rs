@@ -24,7 +24,7 @@ const CHUNK: usize = 16 * 1024;
 /// First read buffer of a direction. Interactive tunnels (an ssh shell, an
 /// idle RDP session) never need more, and thousands of them stay open at
 /// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`].
-const FIRST_CHUNK: usize = 2 * 1024;
+const FIRST_CHUNK: usize = 512;
 
 /// When a tunnel gives up on a quiet direction.
 #[derive(Debug, Clone, Copy, Default)]

@@ -180,7 +180,16 @@ impl FrontDoor {
             let span = tracing::Span::current();
             span.record("target", head.target.as_str());
             match self.admit(&head, peer).await {
-                Ok(admitted) => return Some((tls, buf, admitted)),
+                Ok(admitted) => {
+                    // The head buffer would otherwise live as long as the
+                    // tunnel; only bytes sent after the head are kept.
+                    let early = if buf.is_empty() {
+                        BytesMut::new()
+                    } else {
+                        BytesMut::from(&buf[..])
+                    };
+                    return Some((tls, early, admitted));
+                }
                 Err((refusal, account)) => {
                     let (status, _) = refusal.status();
                     audit::refused(
