@@ -382,6 +382,36 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
         self.send(OP_BINARY, payload).await
     }
 
+    /// Sends each payload as a binary message, all in one vectored write
+    /// (as far as the transport takes them), and empties `payloads`.
+    pub async fn send_binaries(&mut self, payloads: &mut Vec<Bytes>) -> io::Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut heads = Vec::with_capacity(payloads.len());
+        let mut bodies = Vec::with_capacity(payloads.len());
+        for payload in payloads.drain(..) {
+            let (head, len, body) = self.frame(OP_BINARY, payload);
+            heads.push((head, len));
+            bodies.push(body);
+        }
+        let mut slices: Vec<IoSlice<'_>> = heads
+            .iter()
+            .zip(&bodies)
+            .flat_map(|((head, len), body)| [IoSlice::new(&head[..*len]), IoSlice::new(body)])
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = std::future::poll_fn(|cx| Pin::new(&mut self.io).poll_write_vectored(cx, rest))
+                .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+
     pub async fn send_text(&mut self, text: String) -> io::Result<()> {
         self.send(OP_TEXT, Bytes::from(text)).await
     }
@@ -403,9 +433,15 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
     }
 
     /// One unfragmented frame: header and payload in one vectored write.
-    /// The client masks the payload, in place when it is the only owner of
-    /// the bytes (the multiplexer's frames are), else in a copy.
     async fn send(&mut self, opcode: u8, payload: Bytes) -> io::Result<()> {
+        let (head, len, payload) = self.frame(opcode, payload);
+        write_all_two(&mut self.io, &head[..len], &payload).await
+    }
+
+    /// The header (and its length) and the payload of one unfragmented
+    /// frame. The client masks the payload, in place when it is the only
+    /// owner of the bytes (the multiplexer's frames are), else in a copy.
+    fn frame(&self, opcode: u8, payload: Bytes) -> ([u8; 14], usize, Bytes) {
         let mut head = [0u8; 14];
         head[0] = 0x80 | opcode;
         let len = payload.len();
@@ -435,7 +471,7 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
                 owned.freeze()
             }
         };
-        write_all_two(&mut self.io, &head[..at], &payload).await
+        (head, at, payload)
     }
 }
 

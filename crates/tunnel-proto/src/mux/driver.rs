@@ -23,6 +23,8 @@ use crate::ws::{WsMessage, WsReader, WsWriter};
 
 /// Target size of a batched websocket message.
 const MESSAGE_TARGET: usize = 16 * 1024;
+/// Frames the writer takes from the session per pass (and writes at once).
+const PASS: usize = 4 * MESSAGE_TARGET;
 /// Frames at least this large are sent alone, as the encoded `Bytes` the
 /// session produced (header and payload in one allocation), without copying.
 const SEND_ALONE: usize = 4 * 1024;
@@ -72,6 +74,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut pending: VecDeque<Bytes> = VecDeque::new();
+    // The messages of one pass go to the transport in one vectored write:
+    // TLS encrypts them together and the socket sees one write per pass.
+    let mut messages: Vec<Bytes> = Vec::new();
     let mut batch = BytesMut::new();
     let mut since_yield = 0;
     loop {
@@ -79,14 +84,15 @@ where
             since_yield = 0;
             tokio::task::yield_now().await;
         }
-        let (closed, pong) = shared.take_transmit(&mut pending, 2 * MESSAGE_TARGET);
+        let (closed, pong) = shared.take_transmit(&mut pending, PASS);
         if let Some(payload) = pong {
             sink.send_pong(payload).await?;
         }
         if pending.is_empty() {
             if !batch.is_empty() {
-                sink.send_binary(batch.split().freeze()).await?;
+                messages.push(batch.split().freeze());
             }
+            sink.send_binaries(&mut messages).await?;
             sink.flush().await?;
             if closed {
                 return Ok(());
@@ -100,19 +106,20 @@ where
             since_yield += frame.len();
             if frame.len() >= SEND_ALONE {
                 if !batch.is_empty() {
-                    sink.send_binary(batch.split().freeze()).await?;
+                    messages.push(batch.split().freeze());
                 }
-                sink.send_binary(frame).await?;
+                messages.push(frame);
                 continue;
             }
             if batch.len() + frame.len() > MESSAGE_TARGET {
-                sink.send_binary(batch.split().freeze()).await?;
+                messages.push(batch.split().freeze());
             }
             if batch.is_empty() {
                 batch.reserve(MESSAGE_TARGET);
             }
             batch.extend_from_slice(&frame);
         }
+        sink.send_binaries(&mut messages).await?;
     }
 }
 

@@ -249,3 +249,33 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn many_messages_in_one_vectored_write_arrive_in_order() {
+    for side in [Side::Client, Side::Server] {
+        // A small pipe: the vectored write is taken in many partial writes.
+        let (a, b) = duplex(1000);
+        let mut ours = WsWriter::new(a, side);
+        let role = if side == Side::Client {
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let mut theirs = WebSocketStream::from_raw_socket(b, role, None).await;
+        let sizes = [5usize, 0, 16_384, 125, 126, 70_000, 3];
+        let mut batch: Vec<Bytes> = sizes.iter().map(|&n| Bytes::from(pattern(n))).collect();
+        let sender = tokio::spawn(async move {
+            ours.send_binaries(&mut batch).await.unwrap();
+            assert!(batch.is_empty());
+            ours.flush().await.unwrap();
+            ours
+        });
+        for len in sizes {
+            match theirs.next().await.unwrap().unwrap() {
+                Message::Binary(b) => assert_eq!(b, pattern(len), "{side:?}: {len} bytes"),
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(sender.await.unwrap());
+    }
+}
