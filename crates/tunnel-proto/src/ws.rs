@@ -400,16 +400,7 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
             .zip(&bodies)
             .flat_map(|((head, len), body)| [IoSlice::new(&head[..*len]), IoSlice::new(body)])
             .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = std::future::poll_fn(|cx| Pin::new(&mut self.io).poll_write_vectored(cx, rest))
-                .await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut rest, n);
-        }
-        Ok(())
+        write_all_vectored(&mut self.io, &mut slices).await
     }
 
     pub async fn send_text(&mut self, text: String) -> io::Result<()> {
@@ -435,7 +426,8 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
     /// One unfragmented frame: header and payload in one vectored write.
     async fn send(&mut self, opcode: u8, payload: Bytes) -> io::Result<()> {
         let (head, len, payload) = self.frame(opcode, payload);
-        write_all_two(&mut self.io, &head[..len], &payload).await
+        let mut slices = [IoSlice::new(&head[..len]), IoSlice::new(&payload)];
+        write_all_vectored(&mut self.io, &mut slices).await
     }
 
     /// The header (and its length) and the payload of one unfragmented
@@ -475,21 +467,18 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
     }
 }
 
-/// Writes `a` then `b` with vectored writes until both are out.
-async fn write_all_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> io::Result<()> {
-    let (mut a, mut b) = (a, b);
-    while !a.is_empty() || !b.is_empty() {
-        let n = std::future::poll_fn(|cx| {
-            let bufs = [IoSlice::new(a), IoSlice::new(b)];
-            Pin::new(&mut *io).poll_write_vectored(cx, &bufs)
-        })
-        .await?;
+/// Writes every slice, in order, with vectored writes until all are out.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    let mut rest = slices;
+    while !rest.is_empty() {
+        let n = std::future::poll_fn(|cx| Pin::new(&mut *io).poll_write_vectored(cx, rest)).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
+        IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
 }
