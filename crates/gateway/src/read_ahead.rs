@@ -29,25 +29,15 @@ pub struct ReadAhead<S> {
     /// Allocated while the connection is busy; empty (no allocation) when idle.
     buf: Vec<u8>,
     pos: usize,
-    capacity: usize,
 }
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
-        Self::with_capacity(inner, READ_AHEAD)
-    }
-
-    pub fn with_capacity(inner: S, capacity: usize) -> Self {
         ReadAhead {
             inner,
             buf: Vec::new(),
             pos: 0,
-            capacity,
         }
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 
     /// Bytes read ahead and not yet handed out.
@@ -66,12 +56,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         if this.buffered().is_empty() {
             // A reader asking for as much as we would read ahead gains
             // nothing from the extra copy.
-            if dst.remaining() >= this.capacity {
+            if dst.remaining() >= READ_AHEAD {
                 this.buf = Vec::new();
                 return Pin::new(&mut this.inner).poll_read(cx, dst);
             }
-            if this.buf.capacity() < this.capacity {
-                this.buf = Vec::with_capacity(this.capacity);
+            if this.buf.capacity() < READ_AHEAD {
+                this.buf = Vec::with_capacity(READ_AHEAD);
             }
             this.buf.clear();
             this.pos = 0;

@@ -182,13 +182,9 @@ impl FrontDoor {
             match self.admit(&head, peer).await {
                 Ok(admitted) => {
                     // The head buffer would otherwise live as long as the
-                    // tunnel; only bytes sent after the head are kept.
-                    let early = if buf.is_empty() {
-                        BytesMut::new()
-                    } else {
-                        BytesMut::from(&buf[..])
-                    };
-                    return Some((tls, early, admitted));
+                    // tunnel: keep only the bytes sent after the head (a copy
+                    // of nothing allocates nothing).
+                    return Some((tls, BytesMut::from(&buf[..]), admitted));
                 }
                 Err((refusal, account)) => {
                     let (status, _) = refusal.status();

@@ -34,6 +34,7 @@ mod concurrency;
 mod curl;
 mod demo;
 mod downloads;
+mod early_data;
 mod http2;
 mod isolation;
 mod limits;
