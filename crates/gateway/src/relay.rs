@@ -15,9 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tunnel_proto::frame::HEADER_LEN;
+use tunnel_proto::{MuxReadHalf, MuxStream, MuxWriteHalf};
 
 /// Largest read per step: one TLS record, one tunnel DATA frame.
 const CHUNK: usize = 16 * 1024;
@@ -25,6 +30,9 @@ const CHUNK: usize = 16 * 1024;
 /// idle RDP session) never need more, and thousands of them stay open at
 /// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`].
 const FIRST_CHUNK: usize = 512;
+/// Largest chunk taken from a multiplexed stream per write to the
+/// connection (received bytes are handed over as they arrived, at most this).
+const MAX_STREAM_CHUNK: usize = 64 * 1024;
 
 /// When a tunnel gives up on a quiet direction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,14 +137,69 @@ where
 {
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
+    run(
+        CopyPipe::new(ar, bw),
+        CopyPipe::new(br, aw),
+        a_first,
+        limits,
+    )
+    .await
+}
+
+/// [`relay`] from a connection to a multiplexed stream (the front door):
+/// the connection's bytes are read behind room for the frame header and
+/// leave as the frame, the stream's chunks go to the connection as received.
+pub async fn relay_to_stream<A>(
+    a: A,
+    b: MuxStream,
+    a_first: &[u8],
+    limits: RelayLimits,
+) -> RelayOutcome
+where
+    A: AsyncRead + AsyncWrite + Send,
+{
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = b.into_split();
+    run(
+        IntoStream::new(ar, bw),
+        FromStream::new(br, aw),
+        a_first,
+        limits,
+    )
+    .await
+}
+
+/// [`relay`] from a multiplexed stream to a connection (the agent), copy
+/// free like [`relay_to_stream`].
+pub async fn relay_from_stream<B>(a: MuxStream, b: B, limits: RelayLimits) -> RelayOutcome
+where
+    B: AsyncRead + AsyncWrite + Send,
+{
+    let (ar, aw) = a.into_split();
+    let (br, bw) = tokio::io::split(b);
+    run(
+        FromStream::new(ar, bw),
+        IntoStream::new(br, aw),
+        &[],
+        limits,
+    )
+    .await
+}
+
+async fn run<U: Pipe, D: Pipe>(
+    up: U,
+    down: D,
+    a_first: &[u8],
+    limits: RelayLimits,
+) -> RelayOutcome {
     let shared = Arc::new(Shared {
         start: Instant::now(),
         last: [AtomicU64::new(0), AtomicU64::new(0)],
         limits,
     });
     let (tx, rx) = watch::channel(Flags::default());
-    let up = pump(ar, bw, a_first, 0, &shared, &tx, rx.clone());
-    let down = pump(br, aw, &[], 1, &shared, &tx, rx);
+    let up = pump(up, a_first, 0, &shared, &tx, rx.clone());
+    let down = pump(down, &[], 1, &shared, &tx, rx);
     let ((a_to_b, up_end), (b_to_a, down_end)) = tokio::join!(up, down);
     // Reads from A and writes to A belong to side A; likewise for B.
     let end = match (up_end, down_end) {
@@ -155,33 +218,192 @@ where
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn pump<R, W>(
-    mut r: R,
-    mut w: W,
+/// One direction of a tunnel: a reading end, a writing end and the bytes
+/// between them. `read` must be cancel safe (the pump races it against the
+/// other direction's news and its timer); `write` is not raced but against
+/// an abort, after which the pipe is dropped.
+trait Pipe: Send {
+    /// Waits for bytes; `Ok(0)` at EOF.
+    fn read(&mut self) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Passes on everything the last `read` got.
+    fn write(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Passes on bytes read before the relay started.
+    fn write_first(&mut self, first: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Ends the writing end's direction (half-close).
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Between two plain connections: through a buffer of the pipe's own.
+struct CopyPipe<R, W> {
+    r: R,
+    w: W,
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl<R, W> CopyPipe<R, W> {
+    fn new(r: R, w: W) -> Self {
+        CopyPipe {
+            r,
+            w,
+            buf: vec![0u8; FIRST_CHUNK],
+            filled: 0,
+        }
+    }
+}
+
+impl<R, W> Pipe for CopyPipe<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    async fn read(&mut self) -> io::Result<usize> {
+        self.filled = self.r.read(&mut self.buf).await?;
+        Ok(self.filled)
+    }
+
+    async fn write(&mut self) -> io::Result<()> {
+        write_chunk(&mut self.w, &self.buf[..self.filled]).await?;
+        if self.filled == self.buf.len() && self.buf.len() < CHUNK {
+            self.buf.resize((self.buf.len() * 2).min(CHUNK), 0);
+        }
+        Ok(())
+    }
+
+    async fn write_first(&mut self, first: &[u8]) -> io::Result<()> {
+        write_chunk(&mut self.w, first).await
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.w.shutdown().await;
+    }
+}
+
+/// From a connection into a multiplexed stream: each read lands behind
+/// room for the DATA frame header, so the read buffer becomes the frame.
+struct IntoStream<R> {
+    r: R,
+    w: MuxWriteHalf,
+    /// Header room, then the bytes of the last read.
+    buf: BytesMut,
+    /// How much the next read may take; grows like [`CopyPipe`]'s buffer.
+    limit: usize,
+}
+
+impl<R> IntoStream<R> {
+    fn new(r: R, w: MuxWriteHalf) -> Self {
+        IntoStream {
+            r,
+            w,
+            buf: BytesMut::new(),
+            limit: FIRST_CHUNK,
+        }
+    }
+}
+
+impl<R> Pipe for IntoStream<R>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    async fn read(&mut self) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            // The last frame took the buffer along: a fresh one of its own,
+            // so the frame is the only owner of its bytes (the agent's
+            // websocket masks frames in place when it is).
+            self.buf.reserve(HEADER_LEN + self.limit);
+            self.buf.put_bytes(0, HEADER_LEN);
+        }
+        let room = self.limit - (self.buf.len() - HEADER_LEN);
+        let n = self.r.read_buf(&mut (&mut self.buf).limit(room)).await?;
+        Ok(n)
+    }
+
+    async fn write(&mut self) -> io::Result<()> {
+        let filled = self.buf.len() - HEADER_LEN;
+        while self.buf.len() > HEADER_LEN {
+            self.w.write_frame(&mut self.buf).await?;
+        }
+        self.buf.clear();
+        if filled == self.limit && self.limit < CHUNK {
+            self.limit = (self.limit * 2).min(CHUNK);
+        }
+        Ok(())
+    }
+
+    async fn write_first(&mut self, first: &[u8]) -> io::Result<()> {
+        self.w.write_all(first).await
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.w.shutdown().await;
+    }
+}
+
+/// From a multiplexed stream to a connection: received chunks are written
+/// as they arrived, without a buffer of the pipe's own.
+struct FromStream<W> {
+    r: MuxReadHalf,
+    w: W,
+    chunk: Bytes,
+}
+
+impl<W> FromStream<W> {
+    fn new(r: MuxReadHalf, w: W) -> Self {
+        FromStream {
+            r,
+            w,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+impl<W> Pipe for FromStream<W>
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    async fn read(&mut self) -> io::Result<usize> {
+        self.chunk = self
+            .r
+            .read_chunk(MAX_STREAM_CHUNK)
+            .await?
+            .unwrap_or_default();
+        Ok(self.chunk.len())
+    }
+
+    async fn write(&mut self) -> io::Result<()> {
+        let chunk = std::mem::take(&mut self.chunk);
+        write_chunk(&mut self.w, &chunk).await
+    }
+
+    async fn write_first(&mut self, first: &[u8]) -> io::Result<()> {
+        write_chunk(&mut self.w, first).await
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.w.shutdown().await;
+    }
+}
+
+async fn pump<P: Pipe>(
+    mut pipe: P,
     first: &[u8],
     dir: usize,
     shared: &Shared,
     tx: &watch::Sender<Flags>,
     mut rx: watch::Receiver<Flags>,
-) -> (u64, PumpEnd)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> (u64, PumpEnd) {
     let abort = |end: PumpEnd| {
         tx.send_modify(|f| f.aborted = true);
         end
     };
     let mut moved = 0u64;
     if !first.is_empty() {
-        if let Err(e) = write_chunk(&mut w, first).await {
+        if let Err(e) = pipe.write_first(first).await {
             return (0, abort(PumpEnd::WriteError(e)));
         }
         moved += first.len() as u64;
         shared.touch(dir);
     }
-    let mut buf = vec![0u8; FIRST_CHUNK];
     // One timer per direction, armed at the earliest moment a limit could
     // hit and re-checked when it fires: bytes only push deadlines later, so
     // the hot loop never touches the timer wheel.
@@ -205,7 +427,7 @@ where
             }
         }
         let step = tokio::select! {
-            res = r.read(&mut buf) => Some(res),
+            res = pipe.read() => Some(res),
             // The other direction finished or aborted: recompute the deadline.
             changed = rx.changed() => {
                 if changed.is_err() {
@@ -221,7 +443,7 @@ where
                             shared.last(0).max(shared.last(1)) + idle <= Instant::now()
                         });
                         let end = if idle_hit { PumpEnd::Idle } else { PumpEnd::Grace };
-                        let _ = w.shutdown().await;
+                        pipe.shutdown().await;
                         return (moved, abort(end));
                     }
                     Some(d) => timer.as_mut().reset(d),
@@ -234,16 +456,14 @@ where
             None => continue,
             Some(Ok(0)) => {
                 // Half-close: pass the EOF on, keep the other direction open.
-                let _ = w.shutdown().await;
+                pipe.shutdown().await;
                 tx.send_modify(|f| f.finished[dir] = true);
                 return (moved, PumpEnd::Eof);
             }
             Some(Ok(n)) => {
                 shared.touch(dir);
-                let grow = n == buf.len() && buf.len() < CHUNK;
-                let write = write_chunk(&mut w, &buf[..n]);
                 let res = tokio::select! {
-                    res = write => res,
+                    res = pipe.write() => res,
                     _ = wait_aborted(&mut rx) => return (moved, PumpEnd::Aborted),
                 };
                 if let Err(e) = res {
@@ -251,9 +471,6 @@ where
                 }
                 moved += n as u64;
                 shared.touch(dir);
-                if grow {
-                    buf.resize((buf.len() * 2).min(CHUNK), 0);
-                }
             }
             Some(Err(e)) => return (moved, abort(PumpEnd::ReadError(e))),
         }
@@ -382,6 +599,95 @@ mod tests {
         assert!(
             lived >= Duration::from_secs(130) && lived < Duration::from_secs(132),
             "closed {lived:?} after the start, expected 30 s after the last byte at 100 s"
+        );
+    }
+
+    /// The front door's and the agent's relays in a row, as in production:
+    /// partner ↔ relay_to_stream ↔ multiplexed stream ↔ relay_from_stream ↔
+    /// target. A small stream window makes credit split some frames.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_relays_in_a_row_are_byte_exact_both_ways() {
+        use tunnel_proto::{IncomingEvent, MuxConfig, Role, Target};
+        let (server_io, client_io) = duplex(64 * 1024);
+        let server = tokio::spawn(tunnel_proto::ws::accept(server_io));
+        let client = tunnel_proto::ws::connect("ws://gateway.test/agent", client_io)
+            .await
+            .unwrap();
+        let server = server.await.unwrap().unwrap();
+        let cfg = MuxConfig {
+            stream_window: 50_000,
+            max_stream_window: 50_000,
+            ..MuxConfig::default()
+        };
+        let (gateway, _gateway_incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
+        let (_agent, mut agent_incoming) = tunnel_proto::start(client, Role::Agent, cfg);
+
+        let (target, mut target_peer) = duplex(256 * 1024);
+        let agent_side = tokio::spawn(async move {
+            let Some(IncomingEvent::Stream(incoming)) = agent_incoming.next().await else {
+                panic!("no stream");
+            };
+            relay_from_stream(incoming.accept(), target, RelayLimits::default()).await
+        });
+        let stream = gateway.open(Target::System { port: 22 }).await.unwrap();
+        let (partner, mut partner_peer) = duplex(256 * 1024);
+        let gateway_side = tokio::spawn(relay_to_stream(
+            partner,
+            stream,
+            b"early ",
+            RelayLimits::default(),
+        ));
+
+        let up: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        let down: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let (up_sent, down_sent) = (up.clone(), down.clone());
+        let partner_task = tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(partner_peer);
+            let send = async {
+                // Odd write sizes, so reads land at every offset.
+                for piece in up_sent.chunks(7_777) {
+                    wr.write_all(piece).await.unwrap();
+                }
+                wr.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
+            read.unwrap();
+            partner_peer = rd.unsplit(wr);
+            drop(partner_peer);
+            got
+        });
+        let target_task = tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(target_peer);
+            let send = async {
+                for piece in down_sent.chunks(100_003) {
+                    wr.write_all(piece).await.unwrap();
+                }
+                wr.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
+            read.unwrap();
+            target_peer = rd.unsplit(wr);
+            drop(target_peer);
+            got
+        });
+        let at_partner = partner_task.await.unwrap();
+        let at_target = target_task.await.unwrap();
+        assert!(at_partner == down, "bytes to the partner differ");
+        let mut expected_up = b"early ".to_vec();
+        expected_up.extend_from_slice(&up);
+        assert!(at_target == expected_up, "bytes to the target differ");
+        let front = gateway_side.await.unwrap();
+        let agent = agent_side.await.unwrap();
+        assert_eq!(front.end, RelayEnd::Completed);
+        assert_eq!(
+            (front.a_to_b, front.b_to_a),
+            (up.len() as u64 + 6, down.len() as u64)
+        );
+        assert_eq!(
+            (agent.a_to_b, agent.b_to_a),
+            (up.len() as u64 + 6, down.len() as u64)
         );
     }
 

@@ -150,7 +150,7 @@ pub use handshake::{
 };
 pub use mux::{
     start, CloseReason, Incoming, IncomingEvent, IncomingStream, MuxClosed, MuxConfig, MuxHandle,
-    MuxStream, OpenError, Role,
+    MuxReadHalf, MuxStream, MuxWriteHalf, OpenError, Role,
 };
 pub use session::fuzz_session;
 

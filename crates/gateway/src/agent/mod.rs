@@ -29,7 +29,7 @@ use tunnel_proto::{Access, Target};
 
 use crate::config::AgentConfig;
 use crate::hub::GOAWAY_REPLACED;
-use crate::relay::{relay, RelayLimits};
+use crate::relay::{relay_from_stream, RelayLimits};
 use backoff::Backoff;
 use gateway_url::GatewayUrl;
 use http_proxy::ProxyUrl;
@@ -280,7 +280,7 @@ impl Agent {
         let started = Instant::now();
         // No grace period here: the gateway decides when a tunnel is over,
         // the agent passes half-closes through faithfully.
-        let out = relay(stream, tcp, &[], RelayLimits::default()).await;
+        let out = relay_from_stream(stream, tcp, RelayLimits::default()).await;
         tracing::info!(
             %addr,
             bytes_to_target = out.a_to_b,

@@ -39,7 +39,7 @@ use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
 use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
-use crate::relay::{relay, RelayLimits};
+use crate::relay::{relay_to_stream, RelayLimits};
 
 mod h2_stream;
 mod http2;
@@ -349,7 +349,7 @@ impl FrontDoor {
             target,
             _slot,
         } = admitted;
-        let out = relay(client, stream, early, limits).await;
+        let out = relay_to_stream(client, stream, early, limits).await;
         let label = match &out.end {
             crate::relay::RelayEnd::ErrorA(e) => format!("error_partner: {e}"),
             crate::relay::RelayEnd::ErrorB(e) => format!("error_site: {e}"),

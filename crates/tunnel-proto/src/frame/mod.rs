@@ -275,7 +275,7 @@ fn check_stream_id(name: &'static str, stream_frame: bool, stream: u32) -> Resul
     }
 }
 
-fn put_header(dst: &mut BytesMut, body_len: usize, kind: u8, stream: u32) {
+fn put_header(dst: &mut impl BufMut, body_len: usize, kind: u8, stream: u32) {
     // body_len < 2^24 is guaranteed by the callers' limits.
     dst.put_uint(body_len as u64, 3);
     dst.put_u8(kind);
@@ -339,6 +339,33 @@ pub fn encode_data(stream: u32, payload: &[u8], dst: &mut BytesMut) -> Result<()
     dst.reserve(HEADER_LEN + payload.len());
     put_header(dst, payload.len(), kind::DATA, stream);
     dst.put_slice(payload);
+    Ok(())
+}
+
+/// Writes a DATA frame's header into the first [`HEADER_LEN`] bytes of
+/// `frame`, whose remaining bytes are the payload: a sender that read the
+/// payload into a buffer with room in front builds the frame without copying
+/// it. Fails like [`encode_data`]; `frame` is untouched then.
+///
+/// # Panics
+///
+/// If `frame` is shorter than [`HEADER_LEN`] (a caller bug, not input).
+pub fn put_data_header_in_place(stream: u32, frame: &mut [u8]) -> Result<(), FrameError> {
+    let payload_len = frame.len() - HEADER_LEN;
+    if payload_len > MAX_DATA_LEN {
+        return Err(FrameError::TooLarge {
+            kind: "DATA",
+            len: payload_len,
+            max: MAX_DATA_LEN,
+        });
+    }
+    check_stream_id("DATA", true, stream)?;
+    put_header(
+        &mut &mut frame[..HEADER_LEN],
+        payload_len,
+        kind::DATA,
+        stream,
+    );
     Ok(())
 }
 

@@ -238,3 +238,24 @@ fn fuzz_decode_survives_garbage() {
     fuzz_decode(&[0xff; 64]);
     fuzz_decode(&[0, 0, 0, 0x02, 0, 0, 0, 0, 1, 0, 0, 0]);
 }
+
+#[test]
+fn data_header_in_place_matches_encode_data() {
+    for len in [0usize, 1, 300, MAX_DATA_LEN] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mut expected = BytesMut::new();
+        encode_data(7, &payload, &mut expected).unwrap();
+        let mut in_place = vec![0xaa; HEADER_LEN];
+        in_place.extend_from_slice(&payload);
+        put_data_header_in_place(7, &mut in_place).unwrap();
+        assert_eq!(in_place, &expected[..], "payload of {len} bytes");
+    }
+    let mut too_long = vec![0; HEADER_LEN + MAX_DATA_LEN + 1];
+    assert!(put_data_header_in_place(7, &mut too_long).is_err());
+    let mut no_stream = vec![0; HEADER_LEN + 1];
+    assert_eq!(
+        put_data_header_in_place(0, &mut no_stream),
+        Err(FrameError::MissingStreamId("DATA"))
+    );
+    assert!(no_stream.iter().all(|&b| b == 0), "untouched on error");
+}

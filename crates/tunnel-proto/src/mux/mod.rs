@@ -31,7 +31,7 @@ pub use crate::session::Role;
 use crate::session::{ConnectionStats, Session, SessionConfig, SessionError, StreamStats};
 use crate::ws::WsConn;
 use shared::{Shared, Slot};
-pub use stream::MuxStream;
+pub use stream::{MuxReadHalf, MuxStream, MuxWriteHalf};
 
 /// New streams and control messages waiting for the application; beyond
 /// this, new streams are refused and control messages dropped, so the reader

@@ -1,7 +1,7 @@
 //! What the application asks of a [`Session`]: open, answer, read, write,
 //! finish, reset, ping, control. Each call may queue frames to transmit.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::{ReadOutcome, Session, SessionError, Stream, StreamError, StreamState};
 use crate::frame::{self, Access, Frame, Target, MAX_CONTROL_LEN, MAX_DATA_LEN};
@@ -123,6 +123,48 @@ impl Session {
         self.send_credit -= n as u64;
         self.transmit.push_stream(id, buf.freeze());
         Ok(n)
+    }
+
+    /// Like [`Session::write`], for a payload that sits in `buf` behind
+    /// [`frame::HEADER_LEN`] bytes of room: when credit allows the whole
+    /// payload, the header goes into that room and `buf` itself is queued
+    /// (taken, `buf` is left empty), so the payload is never copied. With
+    /// less credit the part that fits is copied into a frame of its own and
+    /// dropped from the front of `buf`, which keeps the room in front of the
+    /// rest. Returns the payload bytes queued; `Ok(0)` means "wait for
+    /// credit", as with `write`.
+    ///
+    /// # Panics
+    ///
+    /// If `buf` is shorter than the header room (a caller bug).
+    pub fn write_frame(&mut self, id: u32, buf: &mut BytesMut) -> Result<usize, StreamError> {
+        assert!(
+            buf.len() >= frame::HEADER_LEN,
+            "no room for the frame header"
+        );
+        let len = buf.len() - frame::HEADER_LEN;
+        if len == 0 {
+            return Ok(0);
+        }
+        if self.send_capacity(id) < len {
+            let n = self.write(id, &buf[frame::HEADER_LEN..])?;
+            buf.advance(n);
+            return Ok(n);
+        }
+        let s = self.open_stream_mut(id)?;
+        if s.sent_fin {
+            return Err(StreamError::Finished);
+        }
+        if frame::put_data_header_in_place(id, buf).is_err() {
+            // Unreachable: len <= send_capacity <= MAX_DATA_LEN, id is live.
+            return Ok(0);
+        }
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_credit -= len as u64;
+        }
+        self.send_credit -= len as u64;
+        self.transmit.push_stream(id, std::mem::take(buf).freeze());
+        Ok(len)
     }
 
     /// Takes up to `max` received bytes. Reading is consuming: once the

@@ -605,3 +605,36 @@ fn encode(f: &Frame) -> Bytes {
     frame::encode(f, &mut buf).unwrap();
     buf.freeze()
 }
+
+/// A payload read behind header room is queued as it is when credit allows,
+/// and split (the rest keeping its room) when it does not.
+#[test]
+fn write_frame_queues_in_place_or_splits_by_credit() {
+    let (mut gw, mut agent, id) = pair(cfg(100, 1000));
+    let payload: Vec<u8> = (0..150u8).collect();
+    let mut buf = bytes::BytesMut::zeroed(frame::HEADER_LEN);
+    buf.extend_from_slice(&payload);
+    let at = buf.as_ptr();
+    assert_eq!(gw.write_frame(id, &mut buf).unwrap(), 100, "stream window");
+    assert_eq!(buf.len(), frame::HEADER_LEN + 50, "the rest, with its room");
+    assert_eq!(&buf[frame::HEADER_LEN..], &payload[100..]);
+    assert_eq!(gw.write_frame(id, &mut buf).unwrap(), 0, "no credit left");
+    pump(&mut gw, &mut agent).unwrap();
+    assert_eq!(read_all(&mut agent, id), &payload[..100]);
+    pump(&mut agent, &mut gw).unwrap();
+    // Credit is back: the rest goes out as the very buffer it was read into.
+    let rest_at = buf[frame::HEADER_LEN..].as_ptr();
+    assert_eq!(gw.write_frame(id, &mut buf).unwrap(), 50);
+    assert!(buf.is_empty(), "the buffer was taken");
+    let queued = gw.poll_transmit().unwrap();
+    assert_eq!(queued[frame::HEADER_LEN..].as_ptr(), rest_at, "not copied");
+    assert!(rest_at > at);
+    agent.receive(queued).unwrap();
+    assert_eq!(read_all(&mut agent, id), &payload[100..]);
+
+    let mut empty = bytes::BytesMut::zeroed(frame::HEADER_LEN);
+    assert_eq!(gw.write_frame(id, &mut empty).unwrap(), 0);
+    gw.finish(id).unwrap();
+    let mut late = bytes::BytesMut::zeroed(frame::HEADER_LEN + 1);
+    assert_eq!(gw.write_frame(id, &mut late), Err(StreamError::Finished));
+}
