@@ -13,6 +13,8 @@ pub mod error;
 pub mod http;
 pub mod names;
 pub mod password;
+pub mod permissions;
+pub mod remote_support;
 pub mod role;
 pub mod secret;
 pub mod store;

@@ -509,6 +509,17 @@ impl ServeConfig {
             .unwrap_or_else(|| format!("maint.{}:{}", self.domain, self.gateway.listen.port()))
     }
 
+    /// What this deployment fills into every system's remote-support
+    /// addresses (admin::remote_support).
+    pub fn remote_support_deployment(&self) -> admin::remote_support::Deployment {
+        admin::remote_support::Deployment {
+            domain: self.domain.clone(),
+            proxy: self.public_address(),
+            ca_file: crate::utility_bundle::CA_FILE.to_string(),
+            central_management: self.central.is_some(),
+        }
+    }
+
     pub fn database_path(&self) -> PathBuf {
         match &self.database {
             Some(db) => PathBuf::from(

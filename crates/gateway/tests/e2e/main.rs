@@ -40,6 +40,7 @@ mod isolation;
 mod limits;
 mod plink;
 mod policy;
+mod remote_support;
 mod resilience;
 mod server_first;
 mod ssh;
