@@ -129,17 +129,14 @@ impl AgentListener {
         let hub = self.hub.clone();
         tokio::spawn(
             async move {
-                // The agent opens no streams; it may send reports, which the
-                // admin plane will consume. Until then they are logged.
+                // The agent opens no streams; it sends reports (alarms).
                 let drain = async {
                     while let Some(event) = incoming.next().await {
                         match event {
                             IncomingEvent::Stream(s) => {
                                 s.refuse(codes::REFUSE_POLICY, "agents may not open streams")
                             }
-                            IncomingEvent::Control(value) => {
-                                tracing::debug!(%value, "site report")
-                            }
+                            IncomingEvent::Control(value) => site_report(value),
                         }
                     }
                 };
@@ -182,5 +179,22 @@ impl AgentListener {
             customer,
             system: system.label,
         })
+    }
+}
+
+/// A report from the site (CONTROL message). A report this version cannot
+/// read is logged and ignored: the agent may be newer than the gateway.
+fn site_report(value: serde_json::Value) {
+    match tunnel_proto::report::SiteReport::from_value(value) {
+        Ok(tunnel_proto::report::SiteReport::Alarm(alarm)) => tracing::info!(
+            alarm_type = alarm.alarm_type.as_str(),
+            severity = alarm.severity.as_str(),
+            alarm = ?alarm.text,
+            detail = ?alarm.detail.as_deref().unwrap_or(""),
+            active = alarm.active,
+            source = ?alarm.source,
+            "site alarm"
+        ),
+        Err(error) => tracing::warn!(%error, "site report ignored"),
     }
 }

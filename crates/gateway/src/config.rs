@@ -339,6 +339,15 @@ pub mod defaults {
     pub fn reconnect_max_ms() -> u64 {
         30_000
     }
+    pub fn alarms_poll_ms() -> u64 {
+        1_000
+    }
+    pub fn max_pending_alarms() -> usize {
+        1_000
+    }
+    pub fn cert_expiry_warning_days() -> u32 {
+        30
+    }
     pub fn yes() -> bool {
         true
     }
@@ -600,6 +609,20 @@ pub struct AgentConfig {
     /// What the agent may buffer for all its streams together.
     #[serde(default = "defaults::site_window")]
     pub site_window: u32,
+    /// JSON-lines file the site's monitoring appends alarms to (see
+    /// `agent::alarms`); relative to this file's directory.
+    #[serde(default)]
+    pub alarms_file: Option<PathBuf>,
+    /// How often the alarm file is checked for new lines.
+    #[serde(default = "defaults::alarms_poll_ms")]
+    pub alarms_poll_ms: u64,
+    /// Alarm reports kept while comgate is unreachable; beyond, the oldest go.
+    #[serde(default = "defaults::max_pending_alarms")]
+    pub max_pending_alarms: usize,
+    /// Raise a Security alarm when comgate's certificate ends within this
+    /// many days.
+    #[serde(default = "defaults::cert_expiry_warning_days")]
+    pub cert_expiry_warning_days: u32,
     #[serde(skip)]
     pub path: PathBuf,
     /// `ports` with its keys checked, filled in by `validate`.
@@ -626,10 +649,10 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut cfg: AgentConfig = parse(path, &read(path)?)?;
         cfg.path = path.to_owned();
-        if let Some(ca) = &cfg.ca {
-            if ca.is_relative() {
+        for file in [&mut cfg.ca, &mut cfg.alarms_file].into_iter().flatten() {
+            if file.is_relative() {
                 if let Some(dir) = path.parent() {
-                    cfg.ca = Some(dir.join(ca));
+                    *file = dir.join(&*file);
                 }
             }
         }
@@ -689,6 +712,12 @@ impl AgentConfig {
         }
         if self.site_window < self.stream_window {
             return Err(invalid(&p, "site_window", "must be at least stream_window"));
+        }
+        if self.alarms_poll_ms == 0 {
+            return Err(invalid(&p, "alarms_poll_ms", "must be greater than 0"));
+        }
+        if self.max_pending_alarms == 0 {
+            return Err(invalid(&p, "max_pending_alarms", "must be greater than 0"));
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(invalid(
@@ -839,6 +868,34 @@ ssh = "127.0.0.1:2222"
         assert_eq!(cfg.own_service_addr(443), "127.0.0.1:443".parse().unwrap());
         assert!(format!("{cfg:?}").contains("********"));
         assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn agent_alarm_keys_default_resolve_and_are_checked() {
+        let text = r#"
+gateway = "wss://127.0.0.1:6444"
+customer = "12345"
+system = "ipo1"
+secret = "s3cret"
+"#;
+        let (dir, path) = write(text);
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(
+            (
+                cfg.alarms_file.clone(),
+                cfg.alarms_poll_ms,
+                cfg.max_pending_alarms,
+                cfg.cert_expiry_warning_days
+            ),
+            (None, 1000, 1000, 30)
+        );
+        std::fs::write(&path, format!("{text}alarms_file = \"alarms.jsonl\"\n")).unwrap();
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(cfg.alarms_file, Some(dir.path().join("alarms.jsonl")));
+        for key in ["alarms_poll_ms", "max_pending_alarms"] {
+            let err = agent_error(&format!("{text}{key} = 0\n"));
+            assert!(err.contains(key) && err.contains("greater than 0"), "{err}");
+        }
     }
 
     #[test]

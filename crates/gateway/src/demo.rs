@@ -107,6 +107,11 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
         initial_stream_window: crate::config::defaults::initial_stream_window(),
         stream_window: crate::config::defaults::stream_window(),
         site_window: crate::config::defaults::site_window(),
+        // Append JSON lines here to see alarms reach comgate (agent::alarms).
+        alarms_file: Some(cfg.data_dir.join("demo-alarms.jsonl")),
+        alarms_poll_ms: crate::config::defaults::alarms_poll_ms(),
+        max_pending_alarms: crate::config::defaults::max_pending_alarms(),
+        cert_expiry_warning_days: crate::config::defaults::cert_expiry_warning_days(),
         path: config_path.clone(),
         port_map: BTreeMap::new(),
     };

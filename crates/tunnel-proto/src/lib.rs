@@ -140,6 +140,7 @@
 pub mod frame;
 pub mod handshake;
 pub mod mux;
+pub mod report;
 pub mod session;
 pub mod ws;
 

@@ -6,6 +6,7 @@
 //! though the gateway already did: the site, not the gateway, is the
 //! authority on what may be reached inside it.
 
+pub mod alarms;
 pub mod backoff;
 pub mod gateway_url;
 pub mod http_proxy;
@@ -30,9 +31,11 @@ use tunnel_proto::{Access, Target};
 use crate::config::AgentConfig;
 use crate::hub::GOAWAY_REPLACED;
 use crate::relay::{relay_from_stream, RelayLimits};
+use alarms::{AlarmFile, Alarms};
 use backoff::Backoff;
 use gateway_url::GatewayUrl;
 use http_proxy::ProxyUrl;
+use tunnel_proto::report::{AlarmType, Severity};
 
 /// Why one connection attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,7 @@ pub struct Agent {
     proxy: Option<ProxyUrl>,
     tls: TlsConnector,
     settings: SiteSettings,
+    alarms: Arc<Alarms>,
 }
 
 impl Agent {
@@ -103,6 +107,7 @@ impl Agent {
             proxy,
             tls: TlsConnector::from(client),
             settings,
+            alarms: Alarms::new(cfg.max_pending_alarms),
             cfg,
         }))
     }
@@ -120,6 +125,13 @@ impl Agent {
         let span =
             tracing::info_span!("agent", customer = %self.cfg.customer, system = %self.cfg.system);
         async {
+            if let Some(path) = &self.cfg.alarms_file {
+                let watch = AlarmFile::new(path).watch(
+                    Duration::from_millis(self.cfg.alarms_poll_ms),
+                    self.alarms.clone(),
+                );
+                tokio::spawn(watch.in_current_span());
+            }
             loop {
                 let started = Instant::now();
                 match self.clone().session().await {
@@ -187,7 +199,7 @@ impl Agent {
                 }
             }
         };
-        let (reason, ()) = tokio::join!(mux.closed(), serve);
+        let (reason, (), ()) = tokio::join!(mux.closed(), serve, self.alarms.forward(&mux));
         reason
     }
 
@@ -208,6 +220,7 @@ impl Agent {
             .connect(name, ReadAhead::new(tcp))
             .await
             .map_err(AgentError::Tls)?;
+        self.check_certificate_expiry(tls.get_ref().1.peer_certificates());
         let request = format!("wss://{}{}", authority, self.url.path);
         let mut ws = ws::connect(&request, tls)
             .await
@@ -244,6 +257,42 @@ impl Agent {
         })
     }
 
+    fn target_alarm(&self, text: &str, detail: Option<String>, active: bool) {
+        self.alarms
+            .set_own(AlarmType::Services, Severity::Major, text, detail, active);
+    }
+
+    /// Raises the Security alarm while comgate's certificate ends within
+    /// `cert_expiry_warning_days`, and ends it once a renewed one is seen.
+    fn check_certificate_expiry(&self, chain: Option<&[rustls::pki_types::CertificateDer<'_>]>) {
+        let Some(leaf) = chain.and_then(|c| c.first()) else {
+            return;
+        };
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+            return;
+        };
+        let not_after = cert.validity().not_after;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let warn = i64::from(self.cfg.cert_expiry_warning_days) * 86_400;
+        let expiring = not_after.timestamp() - now < warn;
+        let detail = format!(
+            "the certificate of {} is valid until {}",
+            self.url.host, not_after
+        );
+        if expiring {
+            tracing::warn!(%detail, "comgate's certificate is about to expire");
+        }
+        self.alarms.set_own(
+            AlarmType::Security,
+            Severity::Major,
+            "The certificate of comgate is about to expire",
+            Some(detail),
+            expiring,
+        );
+    }
+
     async fn serve_stream(&self, incoming: IncomingStream) {
         let target = *incoming.target();
         let access = incoming.access();
@@ -255,26 +304,29 @@ impl Agent {
                 return;
             }
         };
+        let unreachable = format!("Remote support target {addr} does not answer");
         let tcp = match tokio::time::timeout(self.connect_timeout(), TcpStream::connect(addr)).await
         {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
                 tracing::info!(%addr, error = %e, "target unreachable");
-                incoming.refuse(codes::REFUSE_UNREACHABLE, &format!("{addr}: {e}"));
+                let why = format!("{addr}: {e}");
+                self.target_alarm(&unreachable, Some(why.clone()), true);
+                incoming.refuse(codes::REFUSE_UNREACHABLE, &why);
                 return;
             }
             Err(_) => {
                 tracing::info!(%addr, "target did not answer in time");
-                incoming.refuse(
-                    codes::REFUSE_TIMEOUT,
-                    &format!(
-                        "{addr} did not answer within {} ms",
-                        self.cfg.connect_timeout_ms
-                    ),
+                let why = format!(
+                    "{addr} did not answer within {} ms",
+                    self.cfg.connect_timeout_ms
                 );
+                self.target_alarm(&unreachable, Some(why.clone()), true);
+                incoming.refuse(codes::REFUSE_TIMEOUT, &why);
                 return;
             }
         };
+        self.target_alarm(&unreachable, None, false);
         let _ = tcp.set_nodelay(true);
         let stream = incoming.accept();
         let started = Instant::now();

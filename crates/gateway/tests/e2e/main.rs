@@ -27,6 +27,7 @@ mod support;
 mod admin_cli;
 mod agent_policy;
 mod agent_proxy;
+mod alarms;
 mod audit_log;
 mod browser;
 mod central;

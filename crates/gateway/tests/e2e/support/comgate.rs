@@ -351,6 +351,8 @@ pub struct AgentConfig {
     /// `[ports]`: the system's own service port -> local address.
     pub ports: Vec<(u16, SocketAddr)>,
     pub tunnels: Vec<TunnelEntry>,
+    /// Further top-level `key = value` lines, as written.
+    pub lines: Vec<String>,
 }
 
 impl AgentConfig {
@@ -369,7 +371,14 @@ impl AgentConfig {
             env: Vec::new(),
             ports: Vec::new(),
             tunnels: Vec::new(),
+            lines: Vec::new(),
         }
+    }
+
+    /// Adds a top-level `key = value` line (`value` as TOML, quoted if a string).
+    pub fn line(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.lines.push(format!("{key} = {value}"));
+        self
     }
 
     /// Maps the system's own `port` to `local`.
@@ -424,6 +433,9 @@ impl AgentConfig {
         )?;
         if let Some(p) = &self.proxy {
             writeln!(t, "proxy = \"{p}\"")?;
+        }
+        for line in &self.lines {
+            writeln!(t, "{line}")?;
         }
         if !self.ports.is_empty() {
             writeln!(t, "\n[ports]")?;
