@@ -9,6 +9,7 @@
 //! The admin plane proper (sessions, permissions, alarms, the REST API) will
 //! grow on top of [`Store`] and its migrations.
 
+pub mod connectivity;
 pub mod error;
 pub mod http;
 pub mod names;
