@@ -300,7 +300,11 @@ impl Store {
             database: redact_url(url),
             source,
         };
-        let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+        // Notices ("relation _sqlx_migrations already exists, skipping" on
+        // every start) would reach the CLI's output at info level.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(POSTGRES_CONNECT_TIMEOUT)
