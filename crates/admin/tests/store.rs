@@ -248,6 +248,43 @@ async fn postgres_open_error_names_the_database_without_its_password() {
     assert!(!message.contains("s3cret"), "{message}");
 }
 
+/// A PostgreSQL elsewhere is reached over TLS, its certificate checked
+/// against the root the URL names.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server() {
+    if !pg_harness::available() {
+        return;
+    }
+    let server = pg_harness::server().unwrap();
+    let url = pg_harness::fresh_database().await;
+    let verified = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        server.ca_cert().display()
+    );
+    let store = Store::open(&verified).await.unwrap();
+    store.add_customer(customer("1", "R", None)).await.unwrap();
+    assert!(Store::open(&url)
+        .await
+        .unwrap()
+        .customer("1")
+        .await
+        .unwrap()
+        .is_some());
+
+    // Another root: the server's certificate is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(&other, cert.cert.pem()).unwrap();
+    let err = Store::open(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn open_takes_a_url_or_a_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,9 +3,10 @@
 //! The first test that asks starts the server: `initdb` into a new directory
 //! under the temp dir (trust authentication, and only for the local socket
 //! and 127.0.0.1), then `postgres` listening on 127.0.0.1 alone, on a free
-//! port, with its socket in that directory and durability off (fsync,
-//! synchronous commit, full page writes: a crash loses nothing a test
-//! needs). Each test then gets a database of its own from
+//! port, with its socket in that directory, TLS on (a self-signed
+//! certificate for 127.0.0.1, [`Server::ca_cert`]) and durability off
+//! (fsync, synchronous commit, full page writes: a crash loses nothing a
+//! test needs). Each test then gets a database of its own from
 //! [`fresh_database`], so tests stay parallel and independent.
 //!
 //! The server stops when the process exits: an `atexit` handler asks the
@@ -90,6 +91,12 @@ impl Server {
     /// (`postgres.log`). Removed when the server stops.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The server's self-signed certificate (for 127.0.0.1), PEM: the root
+    /// to trust for `sslmode=verify-full`.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("ca.pem")
     }
 }
 
@@ -311,6 +318,7 @@ fn init_and_start(
         "local all all trust\nhost all all 127.0.0.1/32 trust\n",
     )
     .map_err(|e| failed("write pg_hba.conf", e))?;
+    write_certificate(root, &data, user)?;
 
     // A port that was free a moment ago may be taken by the time the server
     // binds it: then try another.
@@ -333,6 +341,32 @@ fn init_and_start(
     Err(Unavailable::Failed(format!(
         "no free port after 5 tries; last log:\n{last_error}"
     )))
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, in the data
+/// directory (the key readable by the server user alone, as PostgreSQL
+/// insists), and the certificate again as `ca.pem` for clients.
+fn write_certificate(
+    root: &Path,
+    data: &Path,
+    user: Option<(u32, u32)>,
+) -> Result<(), Unavailable> {
+    use std::os::unix::fs::PermissionsExt;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .map_err(|e| failed("generate a certificate", e))?;
+    let cert = certified.cert.pem();
+    let key = certified.signing_key.serialize_pem();
+    for (name, pem, mode) in [("server.crt", &cert, 0o644), ("server.key", &key, 0o600)] {
+        let path = data.join(name);
+        std::fs::write(&path, pem).map_err(|e| failed(&format!("write {name}"), e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| failed(&format!("chmod {name}"), e))?;
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|e| failed(&format!("chown {name}"), e))?;
+        }
+    }
+    std::fs::write(root.join("ca.pem"), &cert).map_err(|e| failed("write ca.pem", e))
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -368,6 +402,7 @@ fn run_server(
         "fsync=off".to_owned(),
         "synchronous_commit=off".to_owned(),
         "full_page_writes=off".to_owned(),
+        "ssl=on".to_owned(),
     ] {
         postgres.push("-c".into());
         postgres.push(setting.into());

@@ -142,3 +142,22 @@ fn server_stops_when_the_process_is_killed() {
     child.wait().unwrap();
     assert_gone(port, &root);
 }
+
+#[tokio::test]
+async fn the_server_speaks_tls_with_its_certificate() {
+    if std::env::var_os(CHILD_ENV).is_some() || !pg_harness::available() {
+        return;
+    }
+    let server = pg_harness::server().unwrap();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg_harness::fresh_database().await,
+        server.ca_cert().display()
+    );
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(ssl);
+}
