@@ -12,11 +12,26 @@ for p in $pkgs; do
 done
 # node/npm may come from elsewhere than Debian (nodesource bundles npm): check commands.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+# The store's tests run on PostgreSQL too: the server binaries, in any version.
+pg_installed() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
+pg_installed || missing="$missing postgresql"
 if [ -n "$missing" ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing:$missing"
+  case "$missing" in *postgresql*)
+    # The tests start their own throwaway servers (crates/pg-harness): no
+    # system cluster that would start, and keep running, on port 5432.
+    $sudo mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" |
+      $sudo tee /etc/postgresql-common/createcluster.d/comgate-tests.conf >/dev/null ;;
+  esac
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+fi
+# Where pg-harness finds initdb/postgres/pg_isready: the newest installed version.
+if [ -z "${COMGATE_PG_BINDIR:-}" ] && pg_installed; then
+  COMGATE_PG_BINDIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  export COMGATE_PG_BINDIR
 fi
 
 # playwright-core drives Debian's /usr/bin/chromium over CDP in the browser tests;

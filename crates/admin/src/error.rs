@@ -5,15 +5,19 @@
 //! No variant carries a password or a secret: these messages end up in
 //! terminals and logs.
 
-use std::path::PathBuf;
-
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database file could not be opened or created.
-    #[error("cannot open database {}: {source}", path.display())]
+    /// The database URL or path names no database comgate can use.
+    #[error("invalid database URL or path: {0}")]
+    InvalidLocation(#[from] crate::store::InvalidLocation),
+
+    /// The SQLite file could not be opened or created, or the PostgreSQL
+    /// server not reached or logged in to. `database` is the path, or the
+    /// URL without its password.
+    #[error("cannot open database {database}: {source}")]
     Open {
-        path: PathBuf,
+        database: String,
         #[source]
         source: sqlx::Error,
     },

@@ -3,8 +3,9 @@
 //! For now this crate is the storage that the gateway and the `comgate admin`
 //! commands share: maintenance proxy accounts, customers, their systems (with
 //! the agent secrets) and COM users. Both processes open the same database
-//! file; the gateway reads it on every CONNECT, so a change made by the CLI
-//! takes effect on the next connection without a restart.
+//! (a SQLite file or a PostgreSQL database, see [`store`]); the gateway reads
+//! it on every CONNECT, so a change made by the CLI takes effect on the next
+//! connection without a restart.
 //!
 //! The admin plane proper (sessions, permissions, alarms, the REST API) will
 //! grow on top of [`Store`] and its migrations.
@@ -23,4 +24,4 @@ pub mod store;
 pub use error::{PasswordPolicyError, StoreError};
 pub use password::{verify_password, PhcHash};
 pub use role::{ParseRoleError, Role};
-pub use store::{Customer, NewCustomer, ProxyAccount, Store, System, User};
+pub use store::{Customer, Location, NewCustomer, ProxyAccount, Store, System, User};

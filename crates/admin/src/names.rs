@@ -76,12 +76,20 @@ pub fn system_label(name: &str) -> Option<String> {
 
 /// A free-text field that must not be blank (names, reseller, provider).
 /// Surrounding whitespace is dropped so that "Acme " and "Acme" are one owner.
+/// NUL is refused: PostgreSQL text cannot hold it, and SQLite must store
+/// what PostgreSQL would.
 pub fn required(field: &'static str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(StoreError::InvalidField {
             field,
             reason: "must not be empty",
+        });
+    }
+    if value.contains('\0') {
+        return Err(StoreError::InvalidField {
+            field,
+            reason: "must not contain NUL characters",
         });
     }
     Ok(value.to_owned())
@@ -209,6 +217,10 @@ mod tests {
         assert_eq!(
             required("reseller", "  ").unwrap_err().to_string(),
             "reseller: must not be empty"
+        );
+        assert_eq!(
+            required("name", "Ac\0me").unwrap_err().to_string(),
+            "name: must not contain NUL characters"
         );
     }
 

@@ -1,37 +1,143 @@
-//! Behaviour of the storage as the CLI and the gateway use it, on a real
-//! SQLite file in a temporary directory.
+//! Behaviour of the storage as the CLI and the gateway use it, on each
+//! database it supports. Every test is a function of the [`Backend`] and runs
+//! twice (`on_each_database!`): `<test>::sqlite` on a SQLite file in a
+//! temporary directory, `<test>::postgres` on a new database of the test
+//! PostgreSQL server (`pg_harness`; skipped loudly where PostgreSQL is not
+//! installed, failing when `CI=true`). What only SQLite has (the file, WAL)
+//! is tested on SQLite alone.
 
 use std::path::{Path, PathBuf};
 
 use admin::password::verify_password;
-use admin::{NewCustomer, Role, Store, StoreError};
+use admin::{Location, NewCustomer, Role, Store, StoreError};
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
 use tempfile::TempDir;
 
-/// A store on a fresh file; the directory lives as long as the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each test function named on both databases, as `<test>::sqlite`
+/// and `<test>::postgres`.
+macro_rules! on_each_database {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if pg_harness::available() {
+                    super::$test(Backend::Postgres).await;
+                }
+            }
+        }
+    )+};
+}
+
+/// A new, empty database; a SQLite one lives as long as the value.
+struct Place {
+    location: Location,
+    _dir: Option<TempDir>,
+}
+
+impl Place {
+    async fn new(backend: Backend) -> Place {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                Place {
+                    location: Location::Sqlite(db_path(&dir)),
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => Place {
+                location: Location::Postgres(pg_harness::fresh_database().await),
+                _dir: None,
+            },
+        }
+    }
+
+    /// A store on it, as one more process would open it.
+    async fn open(&self) -> Store {
+        Store::open_at(&self.location).await.unwrap()
+    }
+}
+
+/// A store on a new database.
 struct TestDb {
-    dir: TempDir,
+    place: Place,
     store: Store,
 }
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
-        TestDb { dir, store }
+    async fn new(backend: Backend) -> Self {
+        let place = Place::new(backend).await;
+        let store = place.open().await;
+        TestDb { place, store }
     }
 
+    /// The SQLite file (SQLite tests only).
     fn path(&self) -> PathBuf {
-        db_path(&self.dir)
+        match &self.place.location {
+            Location::Sqlite(path) => path.clone(),
+            Location::Postgres(_) => panic!("not a SQLite database"),
+        }
     }
 
-    /// A second, independent connection to the file, as another process
-    /// (or a curious admin with `sqlite3`) would have.
-    async fn raw(&self) -> SqlitePool {
-        SqlitePool::connect_with(SqliteConnectOptions::new().filename(self.path()))
-            .await
-            .unwrap()
+    /// Another store on the same database: another process.
+    async fn open_again(&self) -> Store {
+        self.place.open().await
+    }
+
+    /// The first column of every row of `sql`, read through an independent
+    /// connection, as another process (or a curious admin with `sqlite3`
+    /// or `psql`) would see the database.
+    async fn raw_strings(&self, sql: &str) -> Vec<String> {
+        match &self.place.location {
+            Location::Sqlite(path) => {
+                let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(path))
+                    .await
+                    .unwrap();
+                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows.iter().map(|r| r.get(0)).collect()
+            }
+            Location::Postgres(url) => {
+                let pool = PgPool::connect(url).await.unwrap();
+                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows.iter().map(|r| r.get(0)).collect()
+            }
+        }
+    }
+
+    /// A number `sql` yields (`COUNT(*)` is BIGINT on both), likewise.
+    async fn raw_count(&self, sql: &str) -> i64 {
+        match &self.place.location {
+            Location::Sqlite(path) => {
+                let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(path))
+                    .await
+                    .unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+            Location::Postgres(url) => {
+                let pool = PgPool::connect(url).await.unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+        }
     }
 }
 
@@ -48,8 +154,8 @@ fn customer(id: &str, reseller: &str, provider: Option<&str>) -> NewCustomer {
     }
 }
 
-async fn with_customer(id: &str) -> TestDb {
-    let db = TestDb::new().await;
+async fn with_customer(backend: Backend, id: &str) -> TestDb {
+    let db = TestDb::new(backend).await;
     db.store
         .add_customer(customer(id, "Reseller A", Some("Distributor D")))
         .await
@@ -60,45 +166,61 @@ async fn with_customer(id: &str) -> TestDb {
 // ---------------------------------------------------------------- opening
 
 #[tokio::test]
-async fn open_creates_the_file_and_its_directory_in_wal_mode() {
-    let db = TestDb::new().await;
+async fn sqlite_open_creates_the_file_and_its_directory_in_wal_mode() {
+    let db = TestDb::new(Backend::Sqlite).await;
     assert!(db.path().exists());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&db.raw().await)
-        .await
-        .unwrap();
-    assert_eq!(mode, "wal");
+    assert_eq!(db.raw_strings("PRAGMA journal_mode").await, ["wal"]);
 }
 
-#[tokio::test]
-async fn reopening_keeps_data_and_does_not_rerun_migrations() {
-    let db = TestDb::new().await;
+async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .add_customer(customer("1", "R", None))
         .await
         .unwrap();
     db.store.close().await;
-    let again = Store::open_sqlite(&db.path()).await.unwrap();
+    let again = db.open_again().await;
     assert!(again.customer("1").await.unwrap().is_some());
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(&db.raw().await)
-        .await
-        .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
+        1
+    );
+    assert_eq!(
+        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success")
+            .await,
+        ["initial"]
+    );
 }
+on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
 
-#[tokio::test]
-async fn two_processes_opening_a_new_file_at_once_both_succeed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let (a, b) = tokio::join!(Store::open_sqlite(&path), Store::open_sqlite(&path));
-    let (a, b) = (a.unwrap(), b.unwrap());
+async fn migrations_create_every_table(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    for table in [
+        "id_sequences",
+        "proxy_accounts",
+        "customers",
+        "systems",
+        "users",
+    ] {
+        assert_eq!(
+            db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
+            if table == "id_sequences" { 3 } else { 0 },
+            "{table}"
+        );
+    }
+}
+on_each_database!(migrations_create_every_table);
+
+async fn two_processes_opening_a_new_database_at_once_both_succeed(backend: Backend) {
+    let place = Place::new(backend).await;
+    let (a, b) = tokio::join!(place.open(), place.open());
     a.add_customer(customer("1", "R", None)).await.unwrap();
     assert!(b.customer("1").await.unwrap().is_some());
 }
+on_each_database!(two_processes_opening_a_new_database_at_once_both_succeed);
 
 #[tokio::test]
-async fn open_error_names_the_path() {
+async fn sqlite_open_error_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     // A directory where the file should be.
     let path = dir.path().join("is-a-dir");
@@ -108,12 +230,89 @@ async fn open_error_names_the_path() {
     assert!(err.to_string().contains("is-a-dir"), "{err}");
 }
 
-// ---------------------------------------------------------- concurrency
+#[tokio::test]
+async fn postgres_open_error_names_the_database_without_its_password() {
+    if !pg_harness::available() {
+        return;
+    }
+    let server = pg_harness::server().unwrap();
+    let url = format!(
+        "postgres://postgres:s3cret@127.0.0.1:{}/no_such_database",
+        server.port()
+    );
+    let err = Store::open(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("no_such_database"), "{message}");
+    assert!(message.contains("postgres:********@127.0.0.1"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// A PostgreSQL elsewhere is reached over TLS, its certificate checked
+/// against the root the URL names.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server() {
+    if !pg_harness::available() {
+        return;
+    }
+    let server = pg_harness::server().unwrap();
+    let url = pg_harness::fresh_database().await;
+    let verified = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        server.ca_cert().display()
+    );
+    let store = Store::open(&verified).await.unwrap();
+    store.add_customer(customer("1", "R", None)).await.unwrap();
+    assert!(Store::open(&url)
+        .await
+        .unwrap()
+        .customer("1")
+        .await
+        .unwrap()
+        .is_some());
+
+    // Another root: the server's certificate is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(&other, cert.cert.pem()).unwrap();
+    let err = Store::open(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+}
 
 #[tokio::test]
-async fn a_write_by_one_store_is_seen_by_another_immediately() {
-    let db = TestDb::new().await;
-    let other = Store::open_sqlite(&db.path()).await.unwrap();
+async fn open_takes_a_url_or_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(store.kind(), "sqlite");
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.kind(), "sqlite");
+    assert!(dir.path().join("a.db").exists() && dir.path().join("b.db").exists());
+
+    let err = Store::open("mysql://localhost/comgate").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidLocation(_)), "{err}");
+
+    if pg_harness::available() {
+        let url = pg_harness::fresh_database().await;
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.kind(), "postgres");
+        let url = url.replacen("postgres://", "postgresql://", 1);
+        assert_eq!(Store::open(&url).await.unwrap().kind(), "postgres");
+    }
+}
+
+// ---------------------------------------------------------- concurrency
+
+async fn a_write_by_one_store_is_seen_by_another_immediately(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let other = db.open_again().await;
     // Warm the other store's pool first, so a stale connection would show.
     assert!(other
         .find_proxy_account_by_username("u")
@@ -153,11 +352,11 @@ async fn a_write_by_one_store_is_seen_by_another_immediately() {
         .unwrap()
         .is_none());
 }
+on_each_database!(a_write_by_one_store_is_seen_by_another_immediately);
 
-#[tokio::test]
-async fn concurrent_writers_on_two_stores_all_succeed() {
-    let db = TestDb::new().await;
-    let other = Store::open_sqlite(&db.path()).await.unwrap();
+async fn concurrent_writers_on_two_stores_all_succeed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let other = db.open_again().await;
     let writes = |store: Store, prefix: &'static str| async move {
         for i in 0..25 {
             store
@@ -185,12 +384,12 @@ async fn concurrent_writers_on_two_stores_all_succeed() {
     ids.dedup();
     assert_eq!(ids.len(), 6, "ids are unique");
 }
+on_each_database!(concurrent_writers_on_two_stores_all_succeed);
 
 // ------------------------------------------------------- proxy accounts
 
-#[tokio::test]
-async fn proxy_account_is_found_by_username() {
-    let db = TestDb::new().await;
+async fn proxy_account_is_found_by_username(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let set = db
         .store
         .set_proxy_account("Reseller A", "acc-user", "pa:ss%w\\rd")
@@ -230,10 +429,10 @@ async fn proxy_account_is_found_by_username() {
         set.id
     );
 }
+on_each_database!(proxy_account_is_found_by_username);
 
-#[tokio::test]
-async fn second_set_for_an_owner_replaces_username_and_password() {
-    let db = TestDb::new().await;
+async fn second_set_for_an_owner_replaces_username_and_password(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let first = db
         .store
         .set_proxy_account("R", "old", "old-pw")
@@ -278,10 +477,10 @@ async fn second_set_for_an_owner_replaces_username_and_password() {
         .unwrap()
         .is_some());
 }
+on_each_database!(second_set_for_an_owner_replaces_username_and_password);
 
-#[tokio::test]
-async fn proxy_username_of_another_owner_is_refused_naming_it() {
-    let db = TestDb::new().await;
+async fn proxy_username_of_another_owner_is_refused_naming_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .set_proxy_account("Reseller X", "acme", "pw-x")
         .await
@@ -327,10 +526,10 @@ async fn proxy_username_of_another_owner_is_refused_naming_it() {
         .unwrap()
         .is_none());
 }
+on_each_database!(proxy_username_of_another_owner_is_refused_naming_it);
 
-#[tokio::test]
-async fn proxy_account_fields_are_checked() {
-    let db = TestDb::new().await;
+async fn proxy_account_fields_are_checked(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let err = db.store.set_proxy_account(" ", "u", "p").await.unwrap_err();
     assert_eq!(err.to_string(), "owner: must not be empty");
     let err = db
@@ -343,10 +542,10 @@ async fn proxy_account_fields_are_checked() {
     assert_eq!(err.to_string(), "password: must not be empty");
     assert!(db.store.list_proxy_accounts().await.unwrap().is_empty());
 }
+on_each_database!(proxy_account_fields_are_checked);
 
-#[tokio::test]
-async fn proxy_accounts_are_listed_by_owner() {
-    let db = TestDb::new().await;
+async fn proxy_accounts_are_listed_by_owner(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store.set_proxy_account("B", "ub", "p").await.unwrap();
     db.store.set_proxy_account("A", "ua", "p").await.unwrap();
     let owners: Vec<String> = db
@@ -359,10 +558,10 @@ async fn proxy_accounts_are_listed_by_owner() {
         .collect();
     assert_eq!(owners, ["A", "B"]);
 }
+on_each_database!(proxy_accounts_are_listed_by_owner);
 
-#[tokio::test]
-async fn authenticate_proxy_account_needs_user_and_password_right() {
-    let db = TestDb::new().await;
+async fn authenticate_proxy_account_needs_user_and_password_right(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store.set_proxy_account("R", "u", "right").await.unwrap();
     let ok = db
         .store
@@ -383,12 +582,12 @@ async fn authenticate_proxy_account_needs_user_and_password_right() {
         .unwrap()
         .is_none());
 }
+on_each_database!(authenticate_proxy_account_needs_user_and_password_right);
 
 // ------------------------------------------------------------ customers
 
-#[tokio::test]
-async fn customer_is_stored_lowercase_and_found_in_any_case() {
-    let db = TestDb::new().await;
+async fn customer_is_stored_lowercase_and_found_in_any_case(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let added = db
         .store
         .add_customer(customer("Cust1", "Reseller A", Some("Distributor D")))
@@ -403,10 +602,10 @@ async fn customer_is_stored_lowercase_and_found_in_any_case() {
     assert!(db.store.customer("cust2").await.unwrap().is_none());
     assert!(db.store.customer("cust-1").await.unwrap().is_none());
 }
+on_each_database!(customer_is_stored_lowercase_and_found_in_any_case);
 
-#[tokio::test]
-async fn duplicate_customer_is_refused_in_any_case() {
-    let db = with_customer("12345").await;
+async fn duplicate_customer_is_refused_in_any_case(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let err = db
         .store
         .add_customer(customer("12345", "Other", None))
@@ -428,10 +627,10 @@ async fn duplicate_customer_is_refused_in_any_case() {
         "Reseller A"
     );
 }
+on_each_database!(duplicate_customer_is_refused_in_any_case);
 
-#[tokio::test]
-async fn customer_id_must_be_letters_and_digits() {
-    let db = TestDb::new().await;
+async fn customer_id_must_be_letters_and_digits(backend: Backend) {
+    let db = TestDb::new(backend).await;
     for bad in ["12-345", "12.345", "", "a b"] {
         let err = db
             .store
@@ -445,10 +644,10 @@ async fn customer_id_must_be_letters_and_digits() {
     }
     assert!(db.store.list_customers().await.unwrap().is_empty());
 }
+on_each_database!(customer_id_must_be_letters_and_digits);
 
-#[tokio::test]
-async fn customer_fields_are_trimmed_and_blank_provider_is_none() {
-    let db = TestDb::new().await;
+async fn customer_fields_are_trimmed_and_blank_provider_is_none(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let c = db
         .store
         .add_customer(NewCustomer {
@@ -470,20 +669,20 @@ async fn customer_fields_are_trimmed_and_blank_provider_is_none() {
         .unwrap_err();
     assert_eq!(err.to_string(), "reseller: must not be empty");
 }
+on_each_database!(customer_fields_are_trimmed_and_blank_provider_is_none);
 
-#[tokio::test]
-async fn customer_is_served_by_its_reseller_and_provider_only() {
-    let db = with_customer("12345").await;
+async fn customer_is_served_by_its_reseller_and_provider_only(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let c = db.store.customer("12345").await.unwrap().unwrap();
     assert!(c.is_served_by("Reseller A"));
     assert!(c.is_served_by("Distributor D"));
     assert!(!c.is_served_by("Reseller B"));
     assert!(!c.is_served_by("reseller a"));
 }
+on_each_database!(customer_is_served_by_its_reseller_and_provider_only);
 
-#[tokio::test]
-async fn customers_are_listed_by_id() {
-    let db = TestDb::new().await;
+async fn customers_are_listed_by_id(backend: Backend) {
+    let db = TestDb::new(backend).await;
     for id in ["300", "100", "200"] {
         db.store
             .add_customer(customer(id, "R", None))
@@ -500,22 +699,22 @@ async fn customers_are_listed_by_id() {
         .collect();
     assert_eq!(ids, ["100", "200", "300"]);
 }
+on_each_database!(customers_are_listed_by_id);
 
 // -------------------------------------------------------------- systems
 
-#[tokio::test]
-async fn system_of_an_unknown_customer_is_refused_naming_it() {
-    let db = TestDb::new().await;
+async fn system_of_an_unknown_customer_is_refused_naming_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let err = db.store.add_system("99999", "IPO", true).await.unwrap_err();
     assert!(matches!(&err, StoreError::UnknownCustomer(id) if id == "99999"));
     assert_eq!(err.to_string(), "unknown customer 99999");
     let err = db.store.list_systems("99999").await.unwrap_err();
     assert_eq!(err.to_string(), "unknown customer 99999");
 }
+on_each_database!(system_of_an_unknown_customer_is_refused_naming_it);
 
-#[tokio::test]
-async fn system_label_is_the_dns_label_form_of_its_name() {
-    let db = with_customer("12345").await;
+async fn system_label_is_the_dns_label_form_of_its_name(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let (main, _) = db
         .store
         .add_system("12345", "IPO Main", true)
@@ -563,19 +762,19 @@ async fn system_label_is_the_dns_label_form_of_its_name() {
         .unwrap()
         .is_none());
 }
+on_each_database!(system_label_is_the_dns_label_form_of_its_name);
 
-#[tokio::test]
-async fn system_name_without_letters_or_digits_is_refused() {
-    let db = with_customer("12345").await;
+async fn system_name_without_letters_or_digits_is_refused(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let err = db.store.add_system("12345", "__", false).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidSystemName { .. }), "{err}");
     let err = db.store.add_system("12345", "  ", false).await.unwrap_err();
     assert_eq!(err.to_string(), "name: must not be empty");
 }
+on_each_database!(system_name_without_letters_or_digits_is_refused);
 
-#[tokio::test]
-async fn names_with_the_same_label_are_duplicates() {
-    let db = with_customer("12345").await;
+async fn names_with_the_same_label_are_duplicates(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     db.store
         .add_system("12345", "IPO Main", false)
         .await
@@ -601,10 +800,10 @@ async fn names_with_the_same_label_are_duplicates() {
     db.store.add_system("777", "IPO Main", false).await.unwrap();
     assert_eq!(db.store.list_systems("12345").await.unwrap().len(), 1);
 }
+on_each_database!(names_with_the_same_label_are_duplicates);
 
-#[tokio::test]
-async fn no_system_part_means_the_primary_system() {
-    let db = with_customer("12345").await;
+async fn no_system_part_means_the_primary_system(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let (sec, _) = db.store.add_system("12345", "sec1", false).await.unwrap();
     assert!(
         !sec.is_primary,
@@ -625,10 +824,10 @@ async fn no_system_part_means_the_primary_system() {
         ipo.id
     );
 }
+on_each_database!(no_system_part_means_the_primary_system);
 
-#[tokio::test]
-async fn a_second_primary_is_refused_naming_the_first() {
-    let db = with_customer("12345").await;
+async fn a_second_primary_is_refused_naming_the_first(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     db.store.add_system("12345", "ipo1", true).await.unwrap();
     let err = db
         .store
@@ -652,10 +851,10 @@ async fn a_second_primary_is_refused_naming_the_first() {
     // A secondary is still welcome.
     db.store.add_system("12345", "ipo2", false).await.unwrap();
 }
+on_each_database!(a_second_primary_is_refused_naming_the_first);
 
-#[tokio::test]
-async fn systems_are_listed_primary_first_then_by_label() {
-    let db = with_customer("12345").await;
+async fn systems_are_listed_primary_first_then_by_label(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     db.store.add_system("12345", "b", false).await.unwrap();
     db.store.add_system("12345", "z", true).await.unwrap();
     db.store.add_system("12345", "a", false).await.unwrap();
@@ -669,10 +868,10 @@ async fn systems_are_listed_primary_first_then_by_label() {
         .collect();
     assert_eq!(labels, ["z", "a", "b"]);
 }
+on_each_database!(systems_are_listed_primary_first_then_by_label);
 
-#[tokio::test]
-async fn agent_secret_verifies_only_itself() {
-    let db = with_customer("12345").await;
+async fn agent_secret_verifies_only_itself(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let (system, secret) = db.store.add_system("12345", "ipo1", true).await.unwrap();
     assert_eq!(secret.len(), 43);
     assert!(system.secret_hash.verify(&secret));
@@ -702,10 +901,10 @@ async fn agent_secret_verifies_only_itself() {
     assert_ne!(other, secret);
     assert!(auth(Some("ipo2"), secret).await.is_none());
 }
+on_each_database!(agent_secret_verifies_only_itself);
 
-#[tokio::test]
-async fn rotating_a_secret_retires_the_old_one() {
-    let db = with_customer("12345").await;
+async fn rotating_a_secret_retires_the_old_one(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let (_, old) = db.store.add_system("12345", "ipo1", true).await.unwrap();
     let new = db
         .store
@@ -740,12 +939,12 @@ async fn rotating_a_secret_retires_the_old_one() {
         .unwrap_err();
     assert_eq!(err.to_string(), "unknown customer 99999");
 }
+on_each_database!(rotating_a_secret_retires_the_old_one);
 
 // ---------------------------------------------------------------- users
 
-#[tokio::test]
-async fn user_is_added_with_its_role() {
-    let db = TestDb::new().await;
+async fn user_is_added_with_its_role(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let user = db
         .store
         .add_user("admin", "Adm1nPassw0rd", Role::Administrator)
@@ -766,10 +965,10 @@ async fn user_is_added_with_its_role() {
     }
     assert_eq!(db.store.list_users().await.unwrap().len(), 6);
 }
+on_each_database!(user_is_added_with_its_role);
 
-#[tokio::test]
-async fn duplicate_user_is_refused() {
-    let db = TestDb::new().await;
+async fn duplicate_user_is_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .add_user("admin", "Adm1nPassw0rd", Role::Administrator)
         .await
@@ -786,10 +985,10 @@ async fn duplicate_user_is_refused() {
         Role::Administrator
     );
 }
+on_each_database!(duplicate_user_is_refused);
 
-#[tokio::test]
-async fn user_password_policy_is_enforced_naming_the_rule() {
-    let db = TestDb::new().await;
+async fn user_password_policy_is_enforced_naming_the_rule(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let cases = [
         ("Short1", "password: must be 9-31 characters"),
         ("Aa1-567890123456789012345678901x", "password: must be 9-31 characters"),
@@ -817,10 +1016,10 @@ async fn user_password_policy_is_enforced_naming_the_rule() {
         .await
         .unwrap();
 }
+on_each_database!(user_password_policy_is_enforced_naming_the_rule);
 
-#[tokio::test]
-async fn login_name_is_checked() {
-    let db = TestDb::new().await;
+async fn login_name_is_checked(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let err = db
         .store
         .add_user("averyverylongname", "Passw0rdXX", Role::Operator)
@@ -834,12 +1033,12 @@ async fn login_name_is_checked() {
         .unwrap_err();
     assert_eq!(err.to_string(), "username: must not be empty");
 }
+on_each_database!(login_name_is_checked);
 
 // ------------------------------------------------------- secrets at rest
 
-#[tokio::test]
-async fn database_holds_no_plaintext_password_or_secret() {
-    let db = with_customer("12345").await;
+async fn database_holds_no_plaintext_password_or_secret(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let proxy_password = "Proxy-Pa55word-plain";
     let user_password = "User-Pa55word-plain";
     db.store
@@ -852,34 +1051,37 @@ async fn database_holds_no_plaintext_password_or_secret() {
         .unwrap();
     let (_, secret) = db.store.add_system("12345", "ipo1", true).await.unwrap();
 
-    let raw = db.raw().await;
     for (sql, plaintext) in [
         ("SELECT password_hash FROM proxy_accounts", proxy_password),
         ("SELECT password_hash FROM users", user_password),
         ("SELECT secret_hash FROM systems", secret.as_str()),
     ] {
-        let stored: String = sqlx::query(sql).fetch_one(&raw).await.unwrap().get(0);
+        let stored = db.raw_strings(sql).await;
+        assert_eq!(stored.len(), 1, "{sql}");
+        let stored = &stored[0];
         assert!(stored.starts_with("$argon2id$"), "{sql}: {stored}");
         assert!(!stored.contains(plaintext), "{sql}");
-        assert!(verify_password(&stored, plaintext), "{sql}");
+        assert!(verify_password(stored, plaintext), "{sql}");
     }
-    raw.close().await;
 
-    // Nor anywhere in the files (database and write-ahead log).
-    db.store.close().await;
-    for path in files_of(&db.path()) {
-        let bytes = std::fs::read(&path).unwrap();
-        for plaintext in [proxy_password, user_password, secret.as_str()] {
-            assert!(
-                !bytes
-                    .windows(plaintext.len())
-                    .any(|w| w == plaintext.as_bytes()),
-                "{} holds a plaintext",
-                path.display()
-            );
+    // Nor anywhere in the SQLite files (database and write-ahead log).
+    if backend == Backend::Sqlite {
+        db.store.close().await;
+        for path in files_of(&db.path()) {
+            let bytes = std::fs::read(&path).unwrap();
+            for plaintext in [proxy_password, user_password, secret.as_str()] {
+                assert!(
+                    !bytes
+                        .windows(plaintext.len())
+                        .any(|w| w == plaintext.as_bytes()),
+                    "{} holds a plaintext",
+                    path.display()
+                );
+            }
         }
     }
 }
+on_each_database!(database_holds_no_plaintext_password_or_secret);
 
 fn files_of(db: &Path) -> Vec<PathBuf> {
     let mut files = vec![db.to_owned()];
@@ -894,9 +1096,8 @@ fn files_of(db: &Path) -> Vec<PathBuf> {
     files
 }
 
-#[tokio::test]
-async fn hashes_never_print_or_serialize() {
-    let db = with_customer("12345").await;
+async fn hashes_never_print_or_serialize(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
     let account = db.store.set_proxy_account("R", "u", "p").await.unwrap();
     let (system, _) = db.store.add_system("12345", "ipo1", true).await.unwrap();
     let user = db
@@ -915,3 +1116,152 @@ async fn hashes_never_print_or_serialize() {
     assert!(!json.contains("_hash"), "{json}");
     assert!(json.contains("\"role\":\"administrator\""), "{json}");
 }
+on_each_database!(hashes_never_print_or_serialize);
+
+// ------------------------------------------- the same on both databases
+
+/// Lists come in byte order whatever the database's collation (PostgreSQL
+/// sorts text by its locale, SQLite by bytes).
+async fn lists_are_in_byte_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let owners = ["b", "B", "a", "A-b", "ab", "Ab"];
+    for (i, owner) in owners.iter().enumerate() {
+        db.store
+            .set_proxy_account(owner, &format!("user{i}"), "pw")
+            .await
+            .unwrap();
+    }
+    let listed: Vec<String> = db
+        .store
+        .list_proxy_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.owner)
+        .collect();
+    assert_eq!(listed, ["A-b", "Ab", "B", "a", "ab", "b"]);
+
+    db.store
+        .add_customer(customer("1", "R", None))
+        .await
+        .unwrap();
+    for name in ["ab-c", "abb", "a-z", "ab"] {
+        db.store.add_system("1", name, false).await.unwrap();
+    }
+    let labels: Vec<String> = db
+        .store
+        .list_systems("1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.label)
+        .collect();
+    assert_eq!(labels, ["a-z", "ab", "ab-c", "abb"]);
+
+    for name in ["zed", "Zed", "amy"] {
+        db.store
+            .add_user(name, "Passw0rdXX", Role::Operator)
+            .await
+            .unwrap();
+    }
+    let users: Vec<String> = db
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(users, ["Zed", "amy", "zed"]);
+}
+on_each_database!(lists_are_in_byte_order);
+
+/// PostgreSQL text cannot hold NUL: such a name is refused on both, and a
+/// lookup by one (a forged Proxy-Authorization) finds nothing on both
+/// instead of failing on one.
+async fn nul_in_names_is_refused_and_finds_nothing(backend: Backend) {
+    let db = with_customer(backend, "12345").await;
+    db.store.add_system("12345", "ipo1", true).await.unwrap();
+    db.store.set_proxy_account("R", "u", "pw").await.unwrap();
+
+    let err = db
+        .store
+        .add_customer(customer("1", "Res\0ller", None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "reseller: must not contain NUL characters");
+    let err = db
+        .store
+        .set_proxy_account("O\0wner", "v", "pw")
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "owner: must not contain NUL characters");
+    let err = db
+        .store
+        .add_system("12345", "ipo\0two", false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "name: must not contain NUL characters");
+
+    assert!(db
+        .store
+        .find_proxy_account_by_username("u\0")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .store
+        .authenticate_proxy_account("u\0", "pw")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db.store.proxy_account_of("R\0").await.unwrap().is_none());
+    assert!(db.store.customer("12345\0").await.unwrap().is_none());
+    assert!(db
+        .store
+        .system("12345", Some("ipo1\0"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db.store.system("12345\0", None).await.unwrap().is_none());
+    assert!(db.store.user("admin\0").await.unwrap().is_none());
+    let err = db.store.list_systems("12345\0").await.unwrap_err();
+    assert!(matches!(err, StoreError::UnknownCustomer(_)), "{err}");
+    // The real ones are still found.
+    assert!(db
+        .store
+        .system("12345", Some("ipo1"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(db.store.list_proxy_accounts().await.unwrap().len(), 1);
+    assert_eq!(db.store.list_customers().await.unwrap().len(), 1);
+}
+on_each_database!(nul_in_names_is_refused_and_finds_nothing);
+
+/// Two processes adding the same customer at the same moment: the
+/// database's constraint decides, and the loser gets the same error as a
+/// later duplicate.
+async fn racing_duplicate_customers_are_refused_by_the_constraint(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let other = db.open_again().await;
+    for round in 0..10 {
+        let id = format!("race{round}");
+        let (a, b) = tokio::join!(
+            db.store.add_customer(customer(&id, "A", None)),
+            other.add_customer(customer(&id, "B", None)),
+        );
+        let (ok, err) = match (a, b) {
+            (Ok(c), Err(e)) | (Err(e), Ok(c)) => (c, e),
+            other => panic!("exactly one must win: {other:?}"),
+        };
+        assert!(
+            matches!(&err, StoreError::DuplicateCustomer(i) if *i == id),
+            "{err}"
+        );
+        let stored = db.store.customer(&id).await.unwrap().unwrap();
+        assert_eq!(stored.reseller, ok.reseller);
+    }
+    assert_eq!(db.store.list_customers().await.unwrap().len(), 10);
+}
+on_each_database!(racing_duplicate_customers_are_refused_by_the_constraint);

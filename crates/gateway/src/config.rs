@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use admin::Location;
 use serde::Deserialize;
 
 /// Why a configuration file could not be used.
@@ -82,7 +83,8 @@ impl fmt::Debug for Secret {
 pub struct ServeConfig {
     /// The deployment's domain: maint addresses end in `.maint.<domain>`.
     pub domain: String,
-    /// SQLite database, generated certificates and the CA (`ca.pem`).
+    /// Generated certificates, the CA (`ca.pem`) and, unless `[database]`
+    /// names another, the SQLite database (`comgate.db`).
     pub data_dir: PathBuf,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -114,10 +116,22 @@ pub struct ListenSection {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[database]`: where the store is, when not `data_dir/comgate.db`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
+    /// `sqlite:PATH` or `postgres://user:password@host[:port]/database`
+    /// (see [`ServeConfig::database`]).
     pub url: String,
+}
+
+/// The URL may hold a password: print it without.
+impl fmt::Debug for DatabaseSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSection")
+            .field("url", &admin::store::redact_url(&self.url))
+            .finish()
+    }
 }
 
 /// The CONNECT front door and its limits.
@@ -498,15 +512,7 @@ impl ServeConfig {
                 }
             }
         }
-        if let Some(db) = &self.database {
-            if !db.url.starts_with("sqlite:") {
-                return Err(invalid(
-                    p,
-                    "database.url",
-                    "only SQLite (the default) is supported so far; PostgreSQL arrives with the admin plane",
-                ));
-            }
-        }
+        self.database()?;
         Ok(())
     }
 
@@ -529,14 +535,21 @@ impl ServeConfig {
         }
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        match &self.database {
-            Some(db) => PathBuf::from(
-                db.url
-                    .trim_start_matches("sqlite:")
-                    .trim_start_matches("//"),
-            ),
-            None => self.data_dir.join("comgate.db"),
+    /// The database `[database] url` names: `sqlite:PATH` (a relative
+    /// path is relative to the config file, like `data_dir`),
+    /// `postgres://...` or `postgresql://...`. Without `[database]`, the
+    /// SQLite file `data_dir/comgate.db`.
+    pub fn database(&self) -> Result<Location, ConfigError> {
+        let Some(db) = &self.database else {
+            return Ok(Location::Sqlite(self.data_dir.join("comgate.db")));
+        };
+        match Location::from_url(&db.url) {
+            Ok(Location::Sqlite(path)) if path.is_relative() => {
+                let dir = self.path.parent().unwrap_or(Path::new(""));
+                Ok(Location::Sqlite(dir.join(path)))
+            }
+            Ok(location) => Ok(location),
+            Err(e) => Err(invalid(&self.path, "database.url", e.to_string())),
         }
     }
 }
@@ -805,6 +818,73 @@ listen = "127.0.0.1:6444"
         assert_eq!(cfg.data_dir, dir.path().join("data"));
         assert_eq!(cfg.gateway.max_head_bytes, 16 * 1024);
         assert_eq!(cfg.public_address(), "maint.example.test:6443");
+    }
+
+    fn with_database(url: &str) -> String {
+        format!("{MINIMAL}[database]\nurl = \"{url}\"\n")
+    }
+
+    #[test]
+    fn database_defaults_to_sqlite_in_data_dir() {
+        let (dir, path) = write(MINIMAL);
+        let cfg = ServeConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.database().unwrap(),
+            Location::Sqlite(dir.path().join("data").join("comgate.db"))
+        );
+    }
+
+    #[test]
+    fn database_url_may_name_a_sqlite_file() {
+        let (_d, path) = write(&with_database("sqlite:///var/lib/comgate/x.db"));
+        let cfg = ServeConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.database().unwrap(),
+            Location::Sqlite(PathBuf::from("/var/lib/comgate/x.db"))
+        );
+        // Relative, like data_dir, to the config file.
+        for url in ["sqlite:db/x.db", "sqlite://db/x.db"] {
+            let (dir, path) = write(&with_database(url));
+            let cfg = ServeConfig::load(&path).unwrap();
+            assert_eq!(
+                cfg.database().unwrap(),
+                Location::Sqlite(dir.path().join("db/x.db")),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_url_may_name_a_postgres_database() {
+        for url in [
+            "postgres://comgate:s3cret@db.example.test:5432/comgate",
+            "postgresql://comgate@localhost/comgate?sslmode=require",
+        ] {
+            let (_d, path) = write(&with_database(url));
+            let cfg = ServeConfig::load(&path).unwrap();
+            assert_eq!(cfg.database().unwrap(), Location::Postgres(url.into()));
+            let debug = format!("{cfg:?}");
+            assert!(!debug.contains("s3cret"), "{debug}");
+        }
+    }
+
+    #[test]
+    fn other_database_urls_are_refused_naming_the_key_and_file() {
+        for url in [
+            "mysql://db/comgate",
+            "/var/lib/comgate/comgate.db",
+            "sqlite:",
+            "",
+        ] {
+            let err = serve_error(&with_database(url));
+            assert!(err.contains("`database.url`"), "{url}: {err}");
+            assert!(err.contains("comgate.toml"), "{url}: {err}");
+            assert!(err.contains("sqlite:"), "{url}: {err}");
+        }
+        let err = serve_error(&with_database("postgres://comgate:s3cret@db:notaport/x"));
+        assert!(err.contains("`database.url`"), "{err}");
+        assert!(err.contains("invalid PostgreSQL URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("database: {0}")]
     Store(#[from] admin::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("admin listener downloads: {0}")]
     Downloads(#[from] crate::public_downloads::DownloadsError),
     #[error("cannot listen on {addr} (key `{key}`): {source}")]
@@ -62,11 +64,15 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeE
         .map_err(|source| ServeError::Bind { key, addr, source })
 }
 
-/// Opens the store the config names (creating `data_dir`).
+/// Opens the store the config names, SQLite or PostgreSQL (creating
+/// `data_dir`, which holds the certificates either way).
 pub async fn open_store(cfg: &ServeConfig) -> Result<Store, ServeError> {
+    let location = cfg.database()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServeError::DataDir(cfg.data_dir.clone(), e))?;
-    Ok(Store::open_sqlite(&cfg.database_path()).await?)
+    let store = Store::open_at(&location).await?;
+    tracing::info!(kind = location.kind(), database = %location, "database open");
+    Ok(store)
 }
 
 /// Starts everything and returns once the listeners are bound.
@@ -234,5 +240,71 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, database: Option<&str>) -> ServeConfig {
+        let mut text = "domain = \"example.test\"\ndata_dir = \"data\"\n\
+                        [gateway]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n"
+            .to_owned();
+        if let Some(url) = database {
+            text.push_str(&format!("[database]\nurl = \"{url}\"\n"));
+        }
+        let path = dir.join("comgate.toml");
+        std::fs::write(&path, text).unwrap();
+        ServeConfig::load(&path).unwrap()
+    }
+
+    /// What serve and `comgate admin` both call: the database the config
+    /// names, the data of one run seen by the next.
+    async fn check_open_store(cfg: &ServeConfig, kind: &str) {
+        let store = open_store(cfg).await.unwrap();
+        assert_eq!(store.kind(), kind);
+        store
+            .add_customer(admin::NewCustomer {
+                id: "12345".into(),
+                name: "Example".into(),
+                reseller: "R".into(),
+                provider: None,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        let again = open_store(cfg).await.unwrap();
+        assert!(again.customer("12345").await.unwrap().is_some());
+        assert!(cfg.data_dir.is_dir(), "data_dir is made either way");
+    }
+
+    #[tokio::test]
+    async fn open_store_opens_the_sqlite_file_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), None);
+        check_open_store(&cfg, "sqlite").await;
+        assert!(dir.path().join("data/comgate.db").exists());
+    }
+
+    #[tokio::test]
+    async fn open_store_opens_the_sqlite_file_the_url_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), Some("sqlite:db/other.db"));
+        check_open_store(&cfg, "sqlite").await;
+        assert!(dir.path().join("db/other.db").exists());
+        assert!(!dir.path().join("data/comgate.db").exists());
+    }
+
+    #[tokio::test]
+    async fn open_store_opens_the_postgres_database_the_url_names() {
+        if !pg_harness::available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg_harness::fresh_database().await;
+        let cfg = config(dir.path(), Some(&url));
+        check_open_store(&cfg, "postgres").await;
+        assert!(!dir.path().join("data/comgate.db").exists());
     }
 }

@@ -3,10 +3,8 @@
 //! distributor (provider) whose proxy accounts may reach it.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::{is_unique_violation, now, Store};
+use super::{is_unique_violation, now, unstorable, Store, StoreRow};
 use crate::names::{lookup_key, normalize_customer_id, required};
 use crate::StoreError;
 
@@ -51,7 +49,7 @@ macro_rules! columns {
 }
 
 pub(super) const BY_ID: &str = concat!("SELECT ", columns!(), " FROM customers WHERE id = $1");
-const ALL: &str = concat!("SELECT ", columns!(), " FROM customers ORDER BY id");
+const ALL: &str = concat!("SELECT ", columns!(), " FROM customers");
 const INSERT: &str = concat!(
     "INSERT INTO customers (id, name, reseller, provider, created_at, updated_at) ",
     "VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
@@ -59,14 +57,14 @@ const INSERT: &str = concat!(
 );
 const EXISTS: &str = "SELECT 1 FROM customers WHERE id = $1";
 
-fn from_row(row: &SqliteRow) -> Result<Customer, sqlx::Error> {
+fn from_row(row: &impl StoreRow) -> Result<Customer, sqlx::Error> {
     Ok(Customer {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        reseller: row.try_get("reseller")?,
-        provider: row.try_get("provider")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.col("id")?,
+        name: row.col("name")?,
+        reseller: row.col("reseller")?,
+        provider: row.col("provider")?,
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
     })
 }
 
@@ -80,17 +78,17 @@ impl Store {
             None | Some("") => None,
             Some(p) => Some(p.to_owned()),
         };
-        let result = sqlx::query(INSERT)
+        let result = on_pool!(self, |pool| sqlx::query(INSERT)
             .bind(&id)
             .bind(&name)
             .bind(&reseller)
             .bind(&provider)
             .bind(now())
-            .fetch_one(&self.pool)
-            .await;
+            .fetch_one(pool)
+            .await
+            .and_then(|row| from_row(&row)));
         match result {
-            Ok(row) => {
-                let customer = from_row(&row)?;
+            Ok(customer) => {
                 tracing::info!(customer = %customer.id, reseller = %customer.reseller, "customer added");
                 Ok(customer)
             }
@@ -102,25 +100,39 @@ impl Store {
     /// The customer with this id (any case), if any. Indexed: the router
     /// calls this on every CONNECT.
     pub async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
-        let row = sqlx::query(BY_ID)
-            .bind(lookup_key(id))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        if unstorable(id) {
+            return Ok(None);
+        }
+        let customer = on_pool!(self, |pool| {
+            let row = sqlx::query(BY_ID)
+                .bind(lookup_key(id))
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(customer)
     }
 
     /// All customers, by id.
     pub async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
-        let rows = sqlx::query(ALL).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut customers: Vec<Customer> = on_pool!(self, |pool| {
+            let rows = sqlx::query(ALL).fetch_all(pool).await?;
+            rows.iter().map(from_row).collect::<Result<_, _>>()?
+        });
+        customers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(customers)
     }
 
     /// Whether the customer with this stored (lowercase) id exists.
     pub(super) async fn customer_exists(&self, id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query(EXISTS)
+        if unstorable(id) {
+            return Ok(false);
+        }
+        let row = on_pool!(self, |pool| sqlx::query(EXISTS)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+            .fetch_optional(pool)
+            .await?
+            .is_some());
+        Ok(row)
     }
 }

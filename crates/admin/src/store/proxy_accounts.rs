@@ -4,10 +4,8 @@
 //! every customer whose reseller or provider is that owner.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::{is_unique_violation, now, Store};
+use super::{is_unique_violation, now, unstorable, Store, StoreRow};
 use crate::names::{check_proxy_username, required};
 use crate::password::{hash_password_async, verify_nothing_async, verify_password_async};
 use crate::{PhcHash, StoreError};
@@ -44,7 +42,7 @@ const BY_OWNER: &str = concat!(
     columns!(),
     " FROM proxy_accounts WHERE owner = $1"
 );
-const ALL: &str = concat!("SELECT ", columns!(), " FROM proxy_accounts ORDER BY owner");
+const ALL: &str = concat!("SELECT ", columns!(), " FROM proxy_accounts");
 const UPSERT: &str = concat!(
     "INSERT INTO proxy_accounts (id, owner, username, password_hash, created_at, updated_at) ",
     "VALUES ($1, $2, $3, $4, $5, $5) ",
@@ -56,14 +54,14 @@ const UPSERT: &str = concat!(
     columns!()
 );
 
-fn from_row(row: &SqliteRow) -> Result<ProxyAccount, sqlx::Error> {
+fn from_row(row: &impl StoreRow) -> Result<ProxyAccount, sqlx::Error> {
     Ok(ProxyAccount {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        username: row.try_get("username")?,
-        password_hash: PhcHash::from_phc(row.try_get("password_hash")?),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.col("id")?,
+        owner: row.col("owner")?,
+        username: row.col("username")?,
+        password_hash: PhcHash::from_phc(row.col("password_hash")?),
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
     })
 }
 
@@ -94,17 +92,17 @@ impl Store {
         let hash = hash_password_async(password.to_owned()).await?;
         let id = self.next_id("proxy_accounts").await?;
         let now = now();
-        let result = sqlx::query(UPSERT)
+        let result = on_pool!(self, |pool| sqlx::query(UPSERT)
             .bind(id)
             .bind(&owner)
             .bind(username)
             .bind(hash.expose())
             .bind(now)
-            .fetch_one(&self.pool)
-            .await;
+            .fetch_one(pool)
+            .await
+            .and_then(|row| from_row(&row)));
         match result {
-            Ok(row) => {
-                let account = from_row(&row)?;
+            Ok(account) => {
                 tracing::info!(owner = %account.owner, username = %account.username, "proxy account set");
                 Ok(account)
             }
@@ -133,26 +131,42 @@ impl Store {
         &self,
         username: &str,
     ) -> Result<Option<ProxyAccount>, StoreError> {
-        let row = sqlx::query(BY_USERNAME)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        if unstorable(username) {
+            return Ok(None);
+        }
+        let account = on_pool!(self, |pool| {
+            let row = sqlx::query(BY_USERNAME)
+                .bind(username)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(account)
     }
 
     /// The account of this reseller or distributor, if it has one.
     pub async fn proxy_account_of(&self, owner: &str) -> Result<Option<ProxyAccount>, StoreError> {
-        let row = sqlx::query(BY_OWNER)
-            .bind(owner.trim())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        if unstorable(owner) {
+            return Ok(None);
+        }
+        let account = on_pool!(self, |pool| {
+            let row = sqlx::query(BY_OWNER)
+                .bind(owner.trim())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(account)
     }
 
     /// All proxy accounts, by owner.
     pub async fn list_proxy_accounts(&self) -> Result<Vec<ProxyAccount>, StoreError> {
-        let rows = sqlx::query(ALL).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut accounts: Vec<ProxyAccount> = on_pool!(self, |pool| {
+            let rows = sqlx::query(ALL).fetch_all(pool).await?;
+            rows.iter().map(from_row).collect::<Result<_, _>>()?
+        });
+        accounts.sort_by(|a, b| a.owner.cmp(&b.owner));
+        Ok(accounts)
     }
 
     /// The account these Basic credentials belong to, or `None` if the

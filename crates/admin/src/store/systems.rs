@@ -10,10 +10,8 @@
 //! finds nothing.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::{is_foreign_key_violation, is_unique_violation, now, Store};
+use super::{is_foreign_key_violation, is_unique_violation, now, unstorable, Store, StoreRow};
 use crate::names::{lookup_key, required, system_label};
 use crate::password::{hash_secret_async, verify_no_secret_async, verify_password_async};
 use crate::secret::generate_agent_secret;
@@ -56,7 +54,7 @@ pub(super) const PRIMARY: &str = concat!(
 const OF_CUSTOMER: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM systems WHERE customer_id = $1 ORDER BY is_primary DESC, label"
+    " FROM systems WHERE customer_id = $1"
 );
 const INSERT: &str = concat!(
     "INSERT INTO systems (id, customer_id, name, label, is_primary, secret_hash, created_at, updated_at) ",
@@ -65,16 +63,16 @@ const INSERT: &str = concat!(
 );
 const SET_SECRET: &str = "UPDATE systems SET secret_hash = $1, updated_at = $2 WHERE id = $3";
 
-fn from_row(row: &SqliteRow) -> Result<System, sqlx::Error> {
+fn from_row(row: &impl StoreRow) -> Result<System, sqlx::Error> {
     Ok(System {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        name: row.try_get("name")?,
-        label: row.try_get("label")?,
-        is_primary: row.try_get("is_primary")?,
-        secret_hash: PhcHash::from_phc(row.try_get("secret_hash")?),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.col("id")?,
+        customer_id: row.col("customer_id")?,
+        name: row.col("name")?,
+        label: row.col("label")?,
+        is_primary: row.col("is_primary")?,
+        secret_hash: PhcHash::from_phc(row.col("secret_hash")?),
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
     })
 }
 
@@ -105,7 +103,7 @@ impl Store {
         let secret = generate_agent_secret();
         let hash = hash_secret_async(secret.clone()).await?;
         let id = self.next_id("systems").await?;
-        let result = sqlx::query(INSERT)
+        let result = on_pool!(self, |pool| sqlx::query(INSERT)
             .bind(id)
             .bind(&customer)
             .bind(&name)
@@ -113,11 +111,11 @@ impl Store {
             .bind(primary)
             .bind(hash.expose())
             .bind(now())
-            .fetch_one(&self.pool)
-            .await;
+            .fetch_one(pool)
+            .await
+            .and_then(|row| from_row(&row)));
         match result {
-            Ok(row) => {
-                let system = from_row(&row)?;
+            Ok(system) => {
                 tracing::info!(
                     customer = %system.customer_id,
                     system = %system.label,
@@ -169,13 +167,19 @@ impl Store {
         customer_id: &str,
         label: Option<&str>,
     ) -> Result<Option<System>, StoreError> {
+        if unstorable(customer_id) || label.is_some_and(unstorable) {
+            return Ok(None);
+        }
         let customer = lookup_key(customer_id);
-        let query = match label {
-            Some(label) => sqlx::query(BY_LABEL).bind(customer).bind(lookup_key(label)),
-            None => sqlx::query(PRIMARY).bind(customer),
-        };
-        let row = query.fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        let system = on_pool!(self, |pool| {
+            let query = match label {
+                Some(label) => sqlx::query(BY_LABEL).bind(customer).bind(lookup_key(label)),
+                None => sqlx::query(PRIMARY).bind(customer),
+            };
+            let row = query.fetch_optional(pool).await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(system)
     }
 
     /// The systems of a customer, primary first, then by label.
@@ -184,11 +188,15 @@ impl Store {
         if !self.customer_exists(&customer).await? {
             return Err(StoreError::UnknownCustomer(customer_id.to_owned()));
         }
-        let rows = sqlx::query(OF_CUSTOMER)
-            .bind(&customer)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut systems: Vec<System> = on_pool!(self, |pool| {
+            let rows = sqlx::query(OF_CUSTOMER)
+                .bind(&customer)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(from_row).collect::<Result<_, _>>()?
+        });
+        systems.sort_by(|a, b| (!a.is_primary, &a.label).cmp(&(!b.is_primary, &b.label)));
+        Ok(systems)
     }
 
     /// Replaces the agent secret of a system and returns the new one; the
@@ -201,13 +209,13 @@ impl Store {
         let system = self.existing_system(customer_id, Some(label)).await?;
         let secret = generate_agent_secret();
         let hash = hash_secret_async(secret.clone()).await?;
-        let updated = sqlx::query(SET_SECRET)
+        let updated = on_pool!(self, |pool| sqlx::query(SET_SECRET)
             .bind(hash.expose())
             .bind(now())
             .bind(system.id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?
-            .rows_affected();
+            .rows_affected());
         if updated == 0 {
             // Deleted between the lookup and the update.
             return Err(unknown_system(customer_id, Some(label)));

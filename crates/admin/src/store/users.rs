@@ -3,10 +3,8 @@
 //! admin plane adds the rest of the manual's user settings.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::{is_unique_violation, now, Store};
+use super::{is_unique_violation, now, unstorable, Store, StoreRow};
 use crate::names::check_login_name;
 use crate::password::{check_password_policy, hash_password_async};
 use crate::{PhcHash, Role, StoreError};
@@ -31,22 +29,22 @@ macro_rules! columns {
 }
 
 const BY_USERNAME: &str = concat!("SELECT ", columns!(), " FROM users WHERE username = $1");
-const ALL: &str = concat!("SELECT ", columns!(), " FROM users ORDER BY username");
+const ALL: &str = concat!("SELECT ", columns!(), " FROM users");
 const INSERT: &str = concat!(
     "INSERT INTO users (id, username, password_hash, role, created_at, updated_at) ",
     "VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
     columns!()
 );
 
-fn from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    let role: String = row.try_get("role")?;
+fn from_row(row: &impl StoreRow) -> Result<User, sqlx::Error> {
+    let role: String = row.col("role")?;
     Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
+        id: row.col("id")?,
+        username: row.col("username")?,
         role: role.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        password_hash: PhcHash::from_phc(row.try_get("password_hash")?),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        password_hash: PhcHash::from_phc(row.col("password_hash")?),
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
     })
 }
 
@@ -67,17 +65,17 @@ impl Store {
         }
         let hash = hash_password_async(password.to_owned()).await?;
         let id = self.next_id("users").await?;
-        let result = sqlx::query(INSERT)
+        let result = on_pool!(self, |pool| sqlx::query(INSERT)
             .bind(id)
             .bind(username)
             .bind(hash.expose())
             .bind(role.as_str())
             .bind(now())
-            .fetch_one(&self.pool)
-            .await;
+            .fetch_one(pool)
+            .await
+            .and_then(|row| from_row(&row)));
         match result {
-            Ok(row) => {
-                let user = from_row(&row)?;
+            Ok(user) => {
                 tracing::info!(username = %user.username, role = %user.role, "user added");
                 Ok(user)
             }
@@ -90,16 +88,26 @@ impl Store {
 
     /// The user with this login name (exact match), if any.
     pub async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(BY_USERNAME)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        if unstorable(username) {
+            return Ok(None);
+        }
+        let user = on_pool!(self, |pool| {
+            let row = sqlx::query(BY_USERNAME)
+                .bind(username)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(user)
     }
 
     /// All users, by login name.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(ALL).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut users: Vec<User> = on_pool!(self, |pool| {
+            let rows = sqlx::query(ALL).fetch_all(pool).await?;
+            rows.iter().map(from_row).collect::<Result<_, _>>()?
+        });
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
     }
 }
