@@ -36,6 +36,13 @@ pub enum StoreError {
     #[error("customer {0} already exists")]
     DuplicateCustomer(String),
 
+    /// An alarm report breaks the limits of the alarm table.
+    #[error("invalid alarm: {0}")]
+    InvalidAlarm(String),
+
+    #[error("unknown system id {0}")]
+    UnknownSystemId(i64),
+
     /// A system name has no usable DNS-label form.
     #[error("invalid system name {name:?}: {reason}")]
     InvalidSystemName { name: String, reason: &'static str },

@@ -9,11 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use admin::password::verify_password;
+use admin::store::{Cleared, Reported};
 use admin::{Location, NewCustomer, Role, Store, StoreError};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
 use tempfile::TempDir;
+use tunnel_proto::report::{AlarmReport, AlarmSource, AlarmType, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -183,12 +185,12 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        1
+        2
     );
     assert_eq!(
-        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success")
+        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial"]
+        ["initial", "alarms and site status"]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
@@ -201,10 +203,11 @@ async fn migrations_create_every_table(backend: Backend) {
         "customers",
         "systems",
         "users",
+        "alarms",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
-            if table == "id_sequences" { 3 } else { 0 },
+            if table == "id_sequences" { 4 } else { 0 },
             "{table}"
         );
     }
@@ -1265,3 +1268,263 @@ async fn racing_duplicate_customers_are_refused_by_the_constraint(backend: Backe
     assert_eq!(db.store.list_customers().await.unwrap().len(), 10);
 }
 on_each_database!(racing_duplicate_customers_are_refused_by_the_constraint);
+
+// ---------------------------------------------------------------- alarms
+
+fn report(alarm_type: AlarmType, text: &str, active: bool, at: i64) -> AlarmReport {
+    AlarmReport {
+        alarm_type,
+        severity: Severity::Major,
+        text: text.into(),
+        detail: None,
+        active,
+        source: AlarmSource::Site,
+        occurred_at: at,
+    }
+}
+
+/// A customer with two systems; returns their ids.
+async fn two_systems(db: &TestDb) -> (i64, i64) {
+    db.store
+        .add_customer(customer("77", "Reseller A", None))
+        .await
+        .unwrap();
+    let (a, _) = db.store.add_system("77", "IPO Main", true).await.unwrap();
+    let (b, _) = db.store.add_system("77", "IPO Two", false).await.unwrap();
+    (a.id, b.id)
+}
+
+async fn repeated_reports_update_one_row_per_alarm(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, b) = two_systems(&db).await;
+    let store = &db.store;
+    let trunk = report(AlarmType::Trunk, "Trunk 2 down", true, 1_000);
+    let id = store.record_alarm(a, &trunk).await.unwrap();
+    let mut again = report(AlarmType::Trunk, "Trunk 2 down", true, 1_500);
+    again.severity = Severity::Critical;
+    again.detail = Some("second time".into());
+    assert_eq!(store.record_alarm(a, &again).await.unwrap(), id, "same row");
+    // Over: not an occurrence, the last occurrence stays.
+    assert_eq!(
+        store
+            .record_alarm(a, &report(AlarmType::Trunk, "Trunk 2 down", false, 1_700))
+            .await
+            .unwrap(),
+        id
+    );
+    // The same text on another system, or as another type, is another alarm.
+    let other_system = store.record_alarm(b, &trunk).await.unwrap();
+    let other_type = store
+        .record_alarm(a, &report(AlarmType::Link, "Trunk 2 down", true, 1_100))
+        .await
+        .unwrap();
+    assert!(other_system != id && other_type != id && other_system != other_type);
+
+    let alarms = store.list_alarms().await.unwrap();
+    assert_eq!(alarms.len(), 3);
+    let row = alarms.iter().find(|x| x.id == id).unwrap();
+    assert_eq!(
+        (row.first_at, row.last_at, row.occurrences, row.active),
+        (1_000, 1_500, 2, false)
+    );
+    assert_eq!(
+        (
+            row.severity,
+            row.detail.as_deref(),
+            row.customer_id.as_str()
+        ),
+        (Severity::Critical, Some("second time"), "77"),
+        "the last occurrence's severity and detail"
+    );
+    assert_eq!(
+        (row.customer_name.as_str(), row.system_name.as_str()),
+        ("Customer 77", "IPO Main")
+    );
+    // Newest occurrence first.
+    let order: Vec<i64> = alarms.iter().map(|x| x.last_at).collect();
+    assert_eq!(order, [1_500, 1_100, 1_000]);
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM alarms").await, 3);
+}
+on_each_database!(repeated_reports_update_one_row_per_alarm);
+
+async fn only_inactive_alarms_can_be_cleared(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, _) = two_systems(&db).await;
+    let store = &db.store;
+    let active = store
+        .record_alarm(a, &report(AlarmType::Qos, "Jitter", true, 10))
+        .await
+        .unwrap();
+    let over = store
+        .record_alarm(a, &report(AlarmType::Qos, "Packet loss", true, 10))
+        .await
+        .unwrap();
+    store
+        .record_alarm(a, &report(AlarmType::Qos, "Packet loss", false, 20))
+        .await
+        .unwrap();
+    let cleared = store.clear_alarms(&[active, over, 999_999]).await.unwrap();
+    assert_eq!(
+        cleared,
+        Cleared {
+            cleared: vec![over],
+            still_active: vec![active],
+            unknown: vec![999_999],
+        }
+    );
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM alarms").await, 1);
+    // A cleared alarm that occurs again starts a new row.
+    let again = store
+        .record_alarm(a, &report(AlarmType::Qos, "Packet loss", true, 30))
+        .await
+        .unwrap();
+    assert_ne!(again, over);
+    let row = store
+        .list_alarms()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id == again)
+        .unwrap();
+    assert_eq!((row.first_at, row.occurrences), (30, 1));
+}
+on_each_database!(only_inactive_alarms_can_be_cleared);
+
+async fn clear_all_of_a_type_leaves_active_ones_and_other_types(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, b) = two_systems(&db).await;
+    let store = &db.store;
+    let mut inactive_trunks = Vec::new();
+    for (system, text) in [(a, "T1"), (b, "T2")] {
+        store
+            .record_alarm(system, &report(AlarmType::Trunk, text, true, 1))
+            .await
+            .unwrap();
+        inactive_trunks.push(
+            store
+                .record_alarm(system, &report(AlarmType::Trunk, text, false, 2))
+                .await
+                .unwrap(),
+        );
+    }
+    store
+        .record_alarm(a, &report(AlarmType::Trunk, "T3", true, 1))
+        .await
+        .unwrap();
+    store
+        .record_alarm(a, &report(AlarmType::Link, "L1", false, 1))
+        .await
+        .unwrap();
+    inactive_trunks.sort_unstable();
+    let ids = store
+        .inactive_alarm_ids_of_type(AlarmType::Trunk)
+        .await
+        .unwrap();
+    assert_eq!(ids, inactive_trunks);
+    let cleared = store.clear_alarms(&ids).await.unwrap();
+    assert_eq!(cleared.cleared, inactive_trunks);
+    let left: Vec<(AlarmType, String)> = store
+        .list_alarms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.alarm_type, x.text))
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&(AlarmType::Trunk, "T3".into())));
+    assert!(left.contains(&(AlarmType::Link, "L1".into())));
+}
+on_each_database!(clear_all_of_a_type_leaves_active_ones_and_other_types);
+
+async fn alarm_reports_are_checked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, _) = two_systems(&db).await;
+    let empty = report(AlarmType::Link, "  ", true, 1);
+    assert!(matches!(
+        db.store.record_alarm(a, &empty).await,
+        Err(StoreError::InvalidAlarm(_))
+    ));
+    let unknown = db
+        .store
+        .record_alarm(123_456, &report(AlarmType::Link, "x", true, 1))
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownSystemId(123_456))),
+        "{unknown:?}"
+    );
+    // Deleting a system takes its alarms along.
+    db.store
+        .record_alarm(a, &report(AlarmType::Link, "x", true, 1))
+        .await
+        .unwrap();
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM alarms").await, 1);
+}
+on_each_database!(alarm_reports_are_checked);
+
+// ---------------------------------------------------------------- site status
+
+async fn site_status_records_sessions_and_auth_failures(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, b) = two_systems(&db).await;
+    let store = &db.store;
+    let fresh = store.site_statuses().await.unwrap();
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh
+        .iter()
+        .all(|s| s.last_seen_at.is_none() && s.last_connected_at.is_none() && !s.remote_access));
+
+    let reported = Reported {
+        remote_access: true,
+        colocated_servers: false,
+        centralized_management: true,
+        legacy: false,
+        agent_version: "0.9.1".into(),
+    };
+    store
+        .record_site_connected(a, &reported, 100)
+        .await
+        .unwrap();
+    store.record_site_seen(a, 160).await.unwrap();
+    assert!(store
+        .record_auth_failure("77", "ipo-two", 170)
+        .await
+        .unwrap());
+    assert!(!store.record_auth_failure("77", "nope", 170).await.unwrap());
+    assert!(!store.record_auth_failure("no\0pe", "x", 170).await.unwrap());
+
+    let all = store.site_statuses().await.unwrap();
+    let sa = all.iter().find(|s| s.system_id == a).unwrap();
+    assert_eq!(
+        (
+            sa.last_connected_at,
+            sa.last_seen_at,
+            sa.remote_access,
+            sa.centralized_management
+        ),
+        (Some(100), Some(160), true, true)
+    );
+    assert_eq!(
+        (
+            sa.agent_version.as_deref(),
+            sa.is_primary,
+            sa.label.as_str()
+        ),
+        (Some("0.9.1"), true, "ipo-main")
+    );
+    let sb = all.iter().find(|s| s.system_id == b).unwrap();
+    assert_eq!(
+        (sb.last_auth_failure_at, sb.last_seen_at),
+        (Some(170), None)
+    );
+    // What the customer list makes of it.
+    let offline = admin::connectivity::connectivity(&sa.observation(false), 160 + 3_600);
+    assert_eq!(
+        offline.message,
+        "System is either not reachable or offline for last 1 hour"
+    );
+    let failed = admin::connectivity::connectivity(&sb.observation(false), 200);
+    assert_eq!(failed.message, "Authorization failed");
+    let up = admin::connectivity::connectivity(&sa.observation(true), 200);
+    assert_eq!(up.message, "Connection successful");
+}
+on_each_database!(site_status_records_sessions_and_auth_failures);

@@ -97,8 +97,8 @@ impl AgentListener {
         span.record("customer", hello.customer.as_str());
         span.record("system", hello.system.as_str());
 
-        let key = match self.check_hello(&hello).await {
-            Ok(key) => key,
+        let (key, system_id) = match self.check_hello(&hello).await {
+            Ok(admitted) => admitted,
             Err(reject) => {
                 // send_reject closes the websocket after the reply.
                 let _ = handshake::send_reject(&mut ws, &reject).await;
@@ -115,6 +115,20 @@ impl AgentListener {
 
         let (mux, mut incoming) = mux::start(ws, Role::Gateway, self.mux_config());
         let site = self.hub.register(key, mux.clone(), &hello, peer);
+        let reported = admin::store::Reported {
+            remote_access: hello.settings.remote_access,
+            colocated_servers: hello.settings.colocated_servers,
+            centralized_management: hello.settings.centralized_management,
+            legacy: !site.central_streams,
+            agent_version: hello.agent_version.clone(),
+        };
+        if let Err(error) = self
+            .store
+            .record_site_connected(system_id, &reported, unix_now())
+            .await
+        {
+            tracing::warn!(%error, "could not record the site's connection");
+        }
         tracing::info!(
             remote_access = hello.settings.remote_access,
             colocated_servers = hello.settings.colocated_servers,
@@ -127,6 +141,7 @@ impl AgentListener {
         // one carried the TLS, websocket and hello handshakes, about 12 KiB of
         // state that would otherwise stay allocated for the site's lifetime.
         let hub = self.hub.clone();
+        let store = self.store.clone();
         tokio::spawn(
             async move {
                 // The agent opens no streams; it sends reports (alarms).
@@ -136,12 +151,17 @@ impl AgentListener {
                             IncomingEvent::Stream(s) => {
                                 s.refuse(codes::REFUSE_POLICY, "agents may not open streams")
                             }
-                            IncomingEvent::Control(value) => site_report(value),
+                            IncomingEvent::Control(value) => {
+                                site_report(&store, system_id, value).await
+                            }
                         }
                     }
                 };
                 let (reason, ()) = tokio::join!(mux.closed(), drain);
                 hub.remove(&site);
+                if let Err(error) = store.record_site_seen(system_id, unix_now()).await {
+                    tracing::warn!(%error, "could not record the end of the site's session");
+                }
                 tracing::info!(?reason, "site disconnected");
             }
             .in_current_span(),
@@ -149,8 +169,10 @@ impl AgentListener {
         Ok(())
     }
 
-    /// Known system with the right secret and a protocol we speak.
-    async fn check_hello(&self, hello: &Hello) -> Result<SiteKey, Reject> {
+    /// Known system with the right secret and a protocol we speak; its key
+    /// and id. A refused secret for a known system is recorded (the customer
+    /// list shows "Authorization failed").
+    async fn check_hello(&self, hello: &Hello) -> Result<(SiteKey, i64), Reject> {
         handshake::check_version(hello)?;
         let denied = || {
             Reject {
@@ -173,28 +195,52 @@ impl AgentListener {
                     code: "internal_error".into(),
                     reason: "the gateway could not check the credentials; retrying later".into(),
                 }
-            })?
-            .ok_or_else(denied)?;
-        Ok(SiteKey {
-            customer,
-            system: system.label,
-        })
+            })?;
+        let Some(system) = system else {
+            match self
+                .store
+                .record_auth_failure(&customer, &label, unix_now())
+                .await
+            {
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not record the failed authorisation"),
+            }
+            return Err(denied());
+        };
+        Ok((
+            SiteKey {
+                customer,
+                system: system.label,
+            },
+            system.id,
+        ))
     }
 }
 
 /// A report from the site (CONTROL message). A report this version cannot
 /// read is logged and ignored: the agent may be newer than the gateway.
-fn site_report(value: serde_json::Value) {
+async fn site_report(store: &Store, system_id: i64, value: serde_json::Value) {
     match tunnel_proto::report::SiteReport::from_value(value) {
-        Ok(tunnel_proto::report::SiteReport::Alarm(alarm)) => tracing::info!(
-            alarm_type = alarm.alarm_type.as_str(),
-            severity = alarm.severity.as_str(),
-            alarm = ?alarm.text,
-            detail = ?alarm.detail.as_deref().unwrap_or(""),
-            active = alarm.active,
-            source = ?alarm.source,
-            "site alarm"
-        ),
+        Ok(tunnel_proto::report::SiteReport::Alarm(alarm)) => {
+            tracing::info!(
+                alarm_type = alarm.alarm_type.as_str(),
+                severity = alarm.severity.as_str(),
+                alarm = ?alarm.text,
+                detail = ?alarm.detail.as_deref().unwrap_or(""),
+                active = alarm.active,
+                source = ?alarm.source,
+                "site alarm"
+            );
+            if let Err(error) = store.record_alarm(system_id, &alarm).await {
+                tracing::warn!(%error, "could not store the site's alarm");
+            }
+        }
         Err(error) => tracing::warn!(%error, "site report ignored"),
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -57,9 +57,11 @@ macro_rules! on_pool {
     };
 }
 
+mod alarms;
 mod customers;
 mod migrations;
 mod proxy_accounts;
+mod site_status;
 mod systems;
 mod users;
 
@@ -67,8 +69,10 @@ mod users;
 pub use crate::error::StoreError;
 pub use crate::names::system_label;
 pub use crate::role::Role;
+pub use alarms::{Alarm, Cleared};
 pub use customers::{Customer, NewCustomer};
 pub use proxy_accounts::ProxyAccount;
+pub use site_status::{Reported, SiteStatus};
 pub use systems::System;
 pub use users::User;
 

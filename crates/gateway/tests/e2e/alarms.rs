@@ -85,6 +85,20 @@ async fn alarm_file_lines_reach_comgate_and_bad_lines_are_named() {
         }
         let qos = wait_alarm(&tenant.gw, "Jitter on trunk 1", false).await?;
         ensure!(qos.get("alarm_type").map(String::as_str) == Some("QoS"), "{qos:?}");
+        // What the database holds: one row each, on system ipo1 of 12345.
+        let stored = tenant.gw.store().await?.list_alarms().await?;
+        let trunk_row = stored
+            .iter()
+            .find(|a| a.text == "SIP trunk 2 out of service")
+            .ok_or_else(|| anyhow::anyhow!("trunk alarm not stored: {stored:?}"))?;
+        ensure!(
+            trunk_row.active
+                && trunk_row.occurrences == 1
+                && trunk_row.customer_id == CUSTOMER
+                && trunk_row.detail.as_deref() == Some("503 from provider"),
+            "{trunk_row:?}"
+        );
+        ensure!(stored.len() == 2, "{stored:?}");
         ensure!(
             !site_alarms(&tenant.gw).iter().any(|f| f.get("alarm").map(String::as_str) == Some("rain")),
             "the bad line was reported"

@@ -32,6 +32,7 @@ mod audit_log;
 mod browser;
 mod central;
 mod concurrency;
+mod connectivity;
 mod curl;
 mod demo;
 mod downloads;

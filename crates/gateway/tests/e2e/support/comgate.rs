@@ -199,6 +199,12 @@ impl Gateway {
         SocketAddr::from(([127, 0, 0, 1], self.central_port))
     }
 
+    /// The gateway's database, opened as a second process would (the
+    /// default SQLite file in `data_dir`).
+    pub async fn store(&self) -> Result<admin::Store> {
+        Ok(admin::Store::open_sqlite(&self.data_dir.join("comgate.db")).await?)
+    }
+
     /// The generated CA (`data_dir/ca.pem`) that clients trust.
     pub fn ca(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
