@@ -190,7 +190,7 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial", "alarms and site status"]
+        ["initial", "alarms_and_site_status"]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);

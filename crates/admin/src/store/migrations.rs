@@ -25,7 +25,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         2,
-        "alarms and site status",
+        "alarms_and_site_status",
         include_str!("../../migrations/0002_alarms_and_site_status.sql"),
     ),
 ];
