@@ -1528,3 +1528,49 @@ async fn site_status_records_sessions_and_auth_failures(backend: Backend) {
     assert_eq!(up.message, "Connection successful");
 }
 on_each_database!(site_status_records_sessions_and_auth_failures);
+
+// ---------------------------------------------------------------- routing
+
+async fn route_finds_customer_and_system_in_one_lookup(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (main, two) = two_systems(&db).await;
+    let store = &db.store;
+    let (c, s) = store.route("77", Some("IPO-TWO")).await.unwrap().unwrap();
+    assert_eq!(
+        (c.id.as_str(), c.name.as_str(), c.reseller.as_str()),
+        ("77", "Customer 77", "Reseller A")
+    );
+    assert_eq!(
+        (s.id, s.label.as_str(), s.is_primary),
+        (two, "ipo-two", false)
+    );
+    let (_, primary) = store.route("77", None).await.unwrap().unwrap();
+    assert_eq!(primary.id, main);
+    // The same as the two separate lookups give.
+    assert_eq!(Some(c), store.customer("77").await.unwrap());
+    assert_eq!(
+        store
+            .system("77", Some("ipo-two"))
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(s.id)
+    );
+    for (customer, label) in [
+        ("78", None),
+        ("77", Some("nope")),
+        ("7\0", None),
+        ("77", Some("a\0")),
+    ] {
+        assert!(
+            store.route(customer, label).await.unwrap().is_none(),
+            "{customer:?} {label:?}"
+        );
+    }
+    store.add_customer(customer("79", "R", None)).await.unwrap();
+    assert!(
+        store.route("79", None).await.unwrap().is_none(),
+        "no primary yet"
+    );
+}
+on_each_database!(route_finds_customer_and_system_in_one_lookup);

@@ -61,6 +61,7 @@ mod alarms;
 mod customers;
 mod migrations;
 mod proxy_accounts;
+mod route;
 mod site_status;
 mod systems;
 mod users;
@@ -433,6 +434,8 @@ mod tests {
             (customers::BY_ID, 1),
             (systems::BY_LABEL, 2),
             (systems::PRIMARY, 1),
+            (route::BY_LABEL, 2),
+            (route::PRIMARY, 1),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query(&explain);
@@ -478,6 +481,8 @@ mod tests {
             (customers::BY_ID, 1),
             (systems::BY_LABEL, 2),
             (systems::PRIMARY, 1),
+            (route::BY_LABEL, 2),
+            (route::PRIMARY, 1),
         ] {
             let explain = format!("EXPLAIN {sql}");
             let mut query = sqlx::query(&explain);
