@@ -183,12 +183,12 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        1
+        2
     );
     assert_eq!(
-        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success")
+        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial"]
+        ["initial", "users"]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
@@ -201,10 +201,13 @@ async fn migrations_create_every_table(backend: Backend) {
         "customers",
         "systems",
         "users",
+        "user_labels",
+        "password_history",
+        "login_failures",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
-            if table == "id_sequences" { 3 } else { 0 },
+            if table == "id_sequences" { 4 } else { 0 },
             "{table}"
         );
     }
