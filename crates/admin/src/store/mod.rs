@@ -58,6 +58,7 @@ macro_rules! on_pool {
 }
 
 mod customers;
+mod login;
 mod migrations;
 mod proxy_accounts;
 mod systems;
@@ -68,9 +69,10 @@ pub use crate::error::StoreError;
 pub use crate::names::system_label;
 pub use crate::role::Role;
 pub use customers::{Customer, NewCustomer};
+pub use login::{LoginOutcome, LoginPolicy};
 pub use proxy_accounts::ProxyAccount;
 pub use systems::System;
-pub use users::User;
+pub use users::{NewUser, User, UserChanges, UserSettings};
 
 /// How long a SQLite write waits for another process's write to finish.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
