@@ -2217,3 +2217,96 @@ async fn racing_duplicate_customers_are_refused_by_the_constraint(backend: Backe
     assert_eq!(db.store.list_customers().await.unwrap().len(), 10);
 }
 on_each_database!(racing_duplicate_customers_are_refused_by_the_constraint);
+
+/// Only the first schema version, as a database made before users had
+/// settings has it.
+#[derive(Debug)]
+struct FirstVersionOnly;
+
+impl sqlx::migrate::MigrationSource<'static> for FirstVersionOnly {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send
+                + 'static,
+        >,
+    > {
+        Box::pin(async {
+            Ok(vec![sqlx::migrate::Migration::new(
+                1,
+                "initial".into(),
+                sqlx::migrate::MigrationType::Simple,
+                include_str!("../migrations/0001_initial.sql").into(),
+                false,
+            )])
+        })
+    }
+}
+
+/// Users added before version 3 keep their login, with the default
+/// settings, and can change their password.
+async fn users_of_the_first_version_get_default_settings(backend: Backend) {
+    const INSERT_V1_USER: &str = "INSERT INTO users \
+        (id, username, password_hash, role, created_at, updated_at) VALUES (1, 'old', $1, 'operator', 0, 0)";
+    let place = Place::new(backend).await;
+    let hash = admin::password::hash_password(PW).unwrap();
+    let migrator = sqlx::migrate::Migrator::new(FirstVersionOnly)
+        .await
+        .unwrap();
+    match &place.location {
+        Location::Sqlite(path) => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let pool = SqlitePool::connect_with(
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::query(INSERT_V1_USER)
+                .bind(hash.expose())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE id_sequences SET last_value = 1 WHERE name = 'users'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Location::Postgres(url) => {
+            let pool = PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::query(INSERT_V1_USER)
+                .bind(hash.expose())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE id_sequences SET last_value = 1 WHERE name = 'users'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let store = place.open().await;
+    let old = store.user("old").await.unwrap().unwrap();
+    assert_eq!(old.settings, UserSettings::default());
+    assert_eq!(old.created_by, None);
+    let outcome = store
+        .check_login("old", PW, T0, LoginPolicy::default())
+        .await
+        .unwrap();
+    assert!(accepted(&outcome), "{outcome:?}");
+    // No history yet, but the current password still counts as used.
+    let err = store.set_password(old.id, PW, 5).await.unwrap_err();
+    assert!(matches!(err, StoreError::PasswordReused), "{err}");
+    store.set_password(old.id, "New-passw0rd", 5).await.unwrap();
+    let new = store.add_user("new", PW, Role::Operator).await.unwrap();
+    assert_eq!(new.id, 2);
+}
+on_each_database!(users_of_the_first_version_get_default_settings);
