@@ -67,11 +67,14 @@ INSERT INTO id_sequences (name, last_value) VALUES ('password_history', 0);
 -- Failed logins, by the login name tried (whether or not such a user
 -- exists, so that being blocked tells a guesser nothing), for the manual's
 -- "3 failed login attempts in a 10 minute period block further attempts for
--- the following 10 minutes". A success clears the name's rows; rows older
--- than the window and the block are deleted as the name is checked.
+-- the following 10 minutes". A success clears the name's rows; every login
+-- attempt deletes the rows (of any name) too old to block anything, through
+-- the index on at, so guessed names do not pile up.
 CREATE TABLE login_failures (
     username TEXT NOT NULL,
     at BIGINT NOT NULL
 );
 
 CREATE INDEX login_failures_username ON login_failures (username, at);
+
+CREATE INDEX login_failures_at ON login_failures (at);

@@ -1786,6 +1786,16 @@ async fn unknown_login_names_are_blocked_too(backend: Backend) {
     login(&db, "much-too-long-a-name", "x", T0).await;
     login(&db, "nul\0", "x", T0).await;
     assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 0);
+    // Failures too old to block anything are deleted by any later attempt.
+    login(&db, "guess1", "x", T0).await;
+    login(&db, "guess2", "x", T0 + 1).await;
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 2);
+    login(&db, "guess3", "x", T0 + 1201).await;
+    assert_eq!(
+        db.raw_strings("SELECT username FROM login_failures ORDER BY at")
+            .await,
+        ["guess2", "guess3"]
+    );
 }
 on_each_database!(unknown_login_names_are_blocked_too);
 

@@ -82,10 +82,10 @@ pub enum LoginOutcome {
     Expired,
 }
 
-const FAILURES: &str = "SELECT at FROM login_failures WHERE username = $1";
-const FORGET_OLD: &str = "DELETE FROM login_failures WHERE username = $1 AND at < $2";
+pub(super) const FAILURES: &str = "SELECT at FROM login_failures WHERE username = $1";
+pub(super) const FORGET_OLD: &str = "DELETE FROM login_failures WHERE at < $1";
 const RECORD: &str = "INSERT INTO login_failures (username, at) VALUES ($1, $2)";
-const CLEAR: &str = "DELETE FROM login_failures WHERE username = $1";
+pub(super) const CLEAR: &str = "DELETE FROM login_failures WHERE username = $1";
 
 impl Store {
     /// Checks a login attempt at `now` (unix seconds) under `policy`.
@@ -146,15 +146,11 @@ impl Store {
         })
     }
 
-    /// The failures recorded for `username` since `horizon`, after deleting
-    /// its older ones.
+    /// The failures recorded for `username`, after deleting every failure
+    /// (of any name) older than `horizon`.
     async fn login_failures(&self, username: &str, horizon: i64) -> Result<Vec<i64>, StoreError> {
         let failures = on_pool!(self, |pool| {
-            sqlx::query(FORGET_OLD)
-                .bind(username)
-                .bind(horizon)
-                .execute(pool)
-                .await?;
+            sqlx::query(FORGET_OLD).bind(horizon).execute(pool).await?;
             sqlx::query_scalar(FAILURES)
                 .bind(username)
                 .fetch_all(pool)

@@ -421,7 +421,8 @@ mod tests {
         stores
     }
 
-    /// The gateway runs these on every CONNECT: none may scan a table.
+    /// The gateway runs these on every CONNECT, the admin plane on every
+    /// login: none may scan a table.
     #[tokio::test]
     async fn connect_time_lookups_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
@@ -431,6 +432,10 @@ mod tests {
             (customers::BY_ID, 1),
             (systems::BY_LABEL, 2),
             (systems::PRIMARY, 1),
+            (users::BY_USERNAME, 1),
+            (login::FAILURES, 1),
+            (login::FORGET_OLD, 1),
+            (login::CLEAR, 1),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query(&explain);
@@ -476,11 +481,20 @@ mod tests {
             (customers::BY_ID, 1),
             (systems::BY_LABEL, 2),
             (systems::PRIMARY, 1),
+            (users::BY_USERNAME, 1),
+            (login::FAILURES, 1),
+            (login::FORGET_OLD, 1),
+            (login::CLEAR, 1),
         ] {
             let explain = format!("EXPLAIN {sql}");
             let mut query = sqlx::query(&explain);
             for _ in 0..params {
-                query = query.bind("x");
+                // PostgreSQL types the parameters: that one is a time.
+                query = if sql == login::FORGET_OLD {
+                    query.bind(0_i64)
+                } else {
+                    query.bind("x")
+                };
             }
             let plan: Vec<String> = query
                 .fetch_all(&mut *conn)
