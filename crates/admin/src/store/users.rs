@@ -351,7 +351,7 @@ impl Store {
             if !creator.is_some_and(|c| c.role == Role::Supervisor) || role != Role::Operator {
                 return Err(invalid(
                     UserField::CreatedBy,
-                    "only a supervisor is recorded as creator, of an operator",
+                    "must be a supervisor, and the new user an operator",
                 ));
             }
         }
