@@ -79,6 +79,31 @@ pub enum StoreError {
         reason: &'static str,
     },
 
+    /// A COM user setting breaks one of the manual's rules ("COM User
+    /// Settings"); `field` names the setting.
+    #[error("{field}: {reason}")]
+    InvalidUserSetting {
+        field: UserField,
+        reason: &'static str,
+    },
+
+    /// No COM user has this login name.
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+
+    /// No COM user has this id.
+    #[error("unknown user id {0}")]
+    UnknownUserId(i64),
+
+    /// The manual: "You cannot select and then delete the account which you
+    /// have used to login."
+    #[error("a user cannot delete its own account")]
+    CannotDeleteSelf,
+
+    /// The new password is the current one or one of the last few.
+    #[error("password: must not be one of the previous passwords")]
+    PasswordReused,
+
     /// A COM user password does not meet the manual's policy.
     #[error("password: {0}")]
     WeakPassword(#[from] PasswordPolicyError),
@@ -89,6 +114,42 @@ pub enum StoreError {
 
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// A COM user setting, as [`StoreError::InvalidUserSetting`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    /// First and last name (their length is limited together).
+    Name,
+    Phone,
+    Mobile,
+    Email,
+    Labels,
+    SessionTimeout,
+    Wallboard,
+    CreatedBy,
+}
+
+impl UserField {
+    /// The name used in messages (and by the API for its fields).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserField::Name => "name",
+            UserField::Phone => "phone",
+            UserField::Mobile => "mobile",
+            UserField::Email => "email",
+            UserField::Labels => "labels",
+            UserField::SessionTimeout => "session_timeout_minutes",
+            UserField::Wallboard => "wallboard",
+            UserField::CreatedBy => "created_by",
+        }
+    }
+}
+
+impl std::fmt::Display for UserField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The rule of the manual's password policy that a password breaks.

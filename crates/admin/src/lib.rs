@@ -21,7 +21,10 @@ pub mod role;
 pub mod secret;
 pub mod store;
 
-pub use error::{PasswordPolicyError, StoreError};
+pub use error::{PasswordPolicyError, StoreError, UserField};
 pub use password::{verify_password, PhcHash};
 pub use role::{ParseRoleError, Role};
-pub use store::{Customer, Location, NewCustomer, ProxyAccount, Store, System, User};
+pub use store::{
+    Customer, Location, LoginOutcome, LoginPolicy, NewCustomer, NewUser, ProxyAccount, Store,
+    System, User, UserChanges, UserSettings,
+};

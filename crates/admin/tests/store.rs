@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use admin::password::verify_password;
 use admin::store::{Cleared, Reported};
-use admin::{Location, NewCustomer, Role, Store, StoreError};
+use admin::{
+    Location, LoginOutcome, LoginPolicy, NewCustomer, NewUser, Role, Store, StoreError,
+    UserChanges, UserField, UserSettings,
+};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
@@ -185,12 +188,12 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        2
+        3
     );
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial", "alarms_and_site_status"]
+        ["initial", "alarms_and_site_status", "users"]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
@@ -204,10 +207,13 @@ async fn migrations_create_every_table(backend: Backend) {
         "systems",
         "users",
         "alarms",
+        "user_labels",
+        "password_history",
+        "login_failures",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
-            if table == "id_sequences" { 4 } else { 0 },
+            if table == "id_sequences" { 5 } else { 0 },
             "{table}"
         );
     }
@@ -1038,6 +1044,962 @@ async fn login_name_is_checked(backend: Backend) {
 }
 on_each_database!(login_name_is_checked);
 
+// ------------------------------------------------------- user settings
+
+const PW: &str = "Passw0rdXX";
+
+fn new_user(username: &str, role: Role, settings: UserSettings) -> NewUser {
+    NewUser {
+        username: username.into(),
+        password: PW.into(),
+        role,
+        settings,
+    }
+}
+
+fn is_invalid(err: &StoreError, expected: UserField) -> bool {
+    matches!(err, StoreError::InvalidUserSetting { field, .. } if *field == expected)
+}
+
+async fn user_settings_are_stored_and_read_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let settings = UserSettings {
+        first_name: " Ada ".into(),
+        last_name: "Lovelace".into(),
+        phone: "+441234567890".into(),
+        mobile: "015112345678".into(),
+        email: "ada@example.com".into(),
+        labels: vec![
+            "Reseller B".into(),
+            " Reseller A".into(),
+            "Reseller B".into(),
+        ],
+        session_timeout_minutes: 25,
+        wallboard: true,
+        disabled: false,
+        force_password_change: true,
+        expires_at: Some(2_000_000_000),
+    };
+    let added = db
+        .store
+        .add_user_with(new_user("ada", Role::ReadOnly, settings), None)
+        .await
+        .unwrap();
+    let expected = UserSettings {
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        phone: "+441234567890".into(),
+        mobile: "015112345678".into(),
+        email: "ada@example.com".into(),
+        labels: vec!["Reseller A".into(), "Reseller B".into()],
+        session_timeout_minutes: 25,
+        wallboard: true,
+        disabled: false,
+        force_password_change: true,
+        expires_at: Some(2_000_000_000),
+    };
+    assert_eq!(added.settings, expected);
+    let by_id = db.store.user_by_id(added.id).await.unwrap().unwrap();
+    let by_name = db.store.user_by_username("ada").await.unwrap().unwrap();
+    let listed = db.store.list_users().await.unwrap();
+    for user in [&by_id, &by_name, &listed[0]] {
+        assert_eq!(user.id, added.id);
+        assert_eq!(user.role, Role::ReadOnly);
+        assert_eq!(user.settings, expected);
+        assert_eq!(user.created_by, None);
+    }
+    assert!(db.store.user_by_id(added.id + 1).await.unwrap().is_none());
+    assert_eq!(
+        db.raw_strings("SELECT first_name || '|' || last_name || '|' || phone || '|' || mobile || '|' || email FROM users")
+            .await,
+        ["Ada|Lovelace|+441234567890|015112345678|ada@example.com"]
+    );
+    assert_eq!(
+        db.raw_count("SELECT session_timeout_minutes FROM users")
+            .await,
+        25
+    );
+    assert_eq!(
+        db.raw_count("SELECT expires_at FROM users WHERE wallboard AND force_password_change AND NOT disabled")
+            .await,
+        2_000_000_000
+    );
+    let mut labels = db.raw_strings("SELECT label FROM user_labels").await;
+    labels.sort();
+    assert_eq!(labels, ["Reseller A", "Reseller B"]);
+}
+on_each_database!(user_settings_are_stored_and_read_back);
+
+async fn add_user_gives_the_default_settings(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    assert_eq!(user.settings, UserSettings::default());
+    assert_eq!(user.settings.session_timeout_minutes, 10);
+    assert_eq!(
+        db.raw_count("SELECT session_timeout_minutes FROM users")
+            .await,
+        10
+    );
+    assert_eq!(
+        db.raw_count(
+            "SELECT COUNT(*) FROM users WHERE NOT wallboard AND NOT disabled \
+             AND NOT force_password_change AND expires_at IS NULL AND created_by IS NULL"
+        )
+        .await,
+        1
+    );
+    // The first password is the first entry of the history.
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM password_history").await,
+        1
+    );
+}
+on_each_database!(add_user_gives_the_default_settings);
+
+async fn first_and_last_name_are_at_most_31_characters_together(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let named = |first: &str, last: &str| UserSettings {
+        first_name: first.into(),
+        last_name: last.into(),
+        ..UserSettings::default()
+    };
+    // 15 + space + 15 = 31.
+    db.store
+        .add_user_with(
+            new_user("a", Role::Operator, named(&"f".repeat(15), &"l".repeat(15))),
+            None,
+        )
+        .await
+        .unwrap();
+    db.store
+        .add_user_with(
+            new_user("b", Role::Operator, named(&"f".repeat(31), "")),
+            None,
+        )
+        .await
+        .unwrap();
+    for (first, last) in [
+        ("f".repeat(16), "l".repeat(15)),
+        ("f".repeat(32), String::new()),
+        (String::new(), "ü".repeat(32)),
+    ] {
+        let err = db
+            .store
+            .add_user_with(new_user("c", Role::Operator, named(&first, &last)), None)
+            .await
+            .unwrap_err();
+        assert!(is_invalid(&err, UserField::Name), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "name: first and last name together must be at most 31 characters"
+        );
+    }
+    let err = db
+        .store
+        .add_user_with(
+            new_user("c", Role::Operator, named("Ada\n", "x\u{7}y")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(is_invalid(&err, UserField::Name), "{err}");
+    assert!(db.store.user("c").await.unwrap().is_none());
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM users").await, 2);
+    // Editing is checked the same way, and leaves the stored names alone.
+    let a = db.store.user("a").await.unwrap().unwrap();
+    let err = db
+        .store
+        .update_user(
+            a.id,
+            UserChanges {
+                first_name: Some("f".repeat(16)),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(is_invalid(&err, UserField::Name), "{err}");
+    assert_eq!(
+        db.raw_strings("SELECT first_name FROM users WHERE username = 'a'")
+            .await,
+        ["f".repeat(15)]
+    );
+}
+on_each_database!(first_and_last_name_are_at_most_31_characters_together);
+
+async fn session_timeout_is_5_to_30_minutes_in_steps_of_5(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    for minutes in [5, 10, 15, 20, 25, 30] {
+        let updated = db
+            .store
+            .update_user(
+                user.id,
+                UserChanges {
+                    session_timeout_minutes: Some(minutes),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated.settings.session_timeout_minutes, minutes);
+        assert_eq!(
+            db.raw_count("SELECT session_timeout_minutes FROM users")
+                .await,
+            minutes
+        );
+    }
+    for minutes in [0, 4, 7, 29, 31, 35, 60, -5] {
+        let err = db
+            .store
+            .update_user(
+                user.id,
+                UserChanges {
+                    session_timeout_minutes: Some(minutes),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            is_invalid(&err, UserField::SessionTimeout),
+            "{minutes}: {err}"
+        );
+        let err = db
+            .store
+            .add_user_with(
+                new_user(
+                    "other",
+                    Role::Operator,
+                    UserSettings {
+                        session_timeout_minutes: minutes,
+                        ..UserSettings::default()
+                    },
+                ),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            is_invalid(&err, UserField::SessionTimeout),
+            "{minutes}: {err}"
+        );
+    }
+    assert_eq!(
+        db.raw_count("SELECT session_timeout_minutes FROM users")
+            .await,
+        30
+    );
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM users").await, 1);
+}
+on_each_database!(session_timeout_is_5_to_30_minutes_in_steps_of_5);
+
+async fn wallboard_is_only_for_support_and_read_only(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let wallboard = || UserSettings {
+        wallboard: true,
+        ..UserSettings::default()
+    };
+    for (name, role) in [("sup", Role::Support), ("ro", Role::ReadOnly)] {
+        let user = db
+            .store
+            .add_user_with(new_user(name, role, wallboard()), None)
+            .await
+            .unwrap();
+        assert!(user.settings.wallboard);
+    }
+    for role in [Role::Administrator, Role::Supervisor, Role::Operator] {
+        let err = db
+            .store
+            .add_user_with(new_user("x", role, wallboard()), None)
+            .await
+            .unwrap_err();
+        assert!(is_invalid(&err, UserField::Wallboard), "{role}: {err}");
+    }
+    // A role change that would leave wallboard on a role without it is
+    // refused; with wallboard switched off it is allowed.
+    let ro = db.store.user("ro").await.unwrap().unwrap();
+    let err = db
+        .store
+        .update_user(
+            ro.id,
+            UserChanges {
+                role: Some(Role::Operator),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(is_invalid(&err, UserField::Wallboard), "{err}");
+    assert_eq!(
+        db.raw_strings("SELECT role FROM users WHERE username = 'ro'")
+            .await,
+        ["read-only"]
+    );
+    db.store
+        .update_user(
+            ro.id,
+            UserChanges {
+                role: Some(Role::Operator),
+                wallboard: Some(false),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM users WHERE wallboard")
+            .await,
+        1
+    );
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM users").await, 2);
+}
+on_each_database!(wallboard_is_only_for_support_and_read_only);
+
+async fn phone_and_mobile_are_at_most_15_digits(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    for good in ["", "123456789012345", "+441234567890", "0"] {
+        let updated = db
+            .store
+            .update_user(
+                user.id,
+                UserChanges {
+                    phone: Some(good.into()),
+                    mobile: Some(good.into()),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated.settings.phone, good);
+        assert_eq!(db.raw_strings("SELECT mobile FROM users").await, [good]);
+    }
+    for bad in [
+        "1234567890123456",
+        "+1234567890123456",
+        "12-34",
+        "0123 456",
+        "abc",
+        "+",
+    ] {
+        for field in [UserField::Phone, UserField::Mobile] {
+            let mut changes = UserChanges::default();
+            if field == UserField::Phone {
+                changes.phone = Some(bad.into());
+            } else {
+                changes.mobile = Some(bad.into());
+            }
+            let err = db.store.update_user(user.id, changes).await.unwrap_err();
+            assert!(is_invalid(&err, field), "{bad}: {err}");
+            assert!(err.to_string().starts_with(field.as_str()), "{err}");
+        }
+    }
+    assert_eq!(db.raw_strings("SELECT phone FROM users").await, ["0"]);
+}
+on_each_database!(phone_and_mobile_are_at_most_15_digits);
+
+async fn email_must_look_like_an_address(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    for bad in ["ada", "@example.com", "ada@", "a b@example.com", "a@b@c"] {
+        let err = db
+            .store
+            .update_user(
+                user.id,
+                UserChanges {
+                    email: Some(bad.into()),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(is_invalid(&err, UserField::Email), "{bad}: {err}");
+    }
+    db.store
+        .update_user(
+            user.id,
+            UserChanges {
+                email: Some("ada@example.com".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.raw_strings("SELECT email FROM users").await,
+        ["ada@example.com"]
+    );
+}
+on_each_database!(email_must_look_like_an_address);
+
+async fn labels_are_stored_listed_and_replaced(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let labelled = |labels: &[&str]| UserSettings {
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        ..UserSettings::default()
+    };
+    let op = db
+        .store
+        .add_user_with(
+            new_user(
+                "op",
+                Role::Operator,
+                labelled(&["Reseller B", "Reseller A"]),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    db.store
+        .add_user_with(
+            new_user("sv", Role::Supervisor, labelled(&["Distributor D"])),
+            None,
+        )
+        .await
+        .unwrap();
+    db.store
+        .add_user("admin", PW, Role::Administrator)
+        .await
+        .unwrap();
+    let listed: Vec<(String, Vec<String>)> = db
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.username, u.settings.labels))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("admin".to_string(), vec![]),
+            (
+                "op".to_string(),
+                vec!["Reseller A".to_string(), "Reseller B".to_string()]
+            ),
+            ("sv".to_string(), vec!["Distributor D".to_string()]),
+        ]
+    );
+    assert_eq!(
+        db.raw_count(&format!(
+            "SELECT COUNT(*) FROM user_labels WHERE user_id = {}",
+            op.id
+        ))
+        .await,
+        2
+    );
+
+    // Replaced as a whole by an edit.
+    let updated = db
+        .store
+        .update_user(
+            op.id,
+            UserChanges {
+                labels: Some(vec!["Reseller C".into()]),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.settings.labels, ["Reseller C"]);
+    assert_eq!(
+        db.raw_strings(&format!(
+            "SELECT label FROM user_labels WHERE user_id = {}",
+            op.id
+        ))
+        .await,
+        ["Reseller C"]
+    );
+
+    // Empty labels, and labels on roles that see every customer, are refused.
+    for bad in [
+        vec!["".to_string()],
+        vec!["  ".to_string()],
+        vec!["a\0b".to_string()],
+    ] {
+        let err = db
+            .store
+            .update_user(
+                op.id,
+                UserChanges {
+                    labels: Some(bad.clone()),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(is_invalid(&err, UserField::Labels), "{bad:?}: {err}");
+    }
+    for role in [Role::Administrator, Role::Support] {
+        let err = db
+            .store
+            .add_user_with(new_user("x", role, labelled(&["Reseller A"])), None)
+            .await
+            .unwrap_err();
+        assert!(is_invalid(&err, UserField::Labels), "{role}: {err}");
+    }
+    let err = db
+        .store
+        .update_user(
+            op.id,
+            UserChanges {
+                role: Some(Role::Administrator),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(is_invalid(&err, UserField::Labels), "{err}");
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM user_labels").await, 2);
+}
+on_each_database!(labels_are_stored_listed_and_replaced);
+
+async fn a_supervisor_is_recorded_as_creator_of_its_operators(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let admin = db
+        .store
+        .add_user("admin", PW, Role::Administrator)
+        .await
+        .unwrap();
+    let sv = db.store.add_user("sv", PW, Role::Supervisor).await.unwrap();
+    let op = db
+        .store
+        .add_user_with(
+            new_user("op", Role::Operator, UserSettings::default()),
+            Some(sv.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(op.created_by, Some(sv.id));
+    assert_eq!(
+        db.store
+            .user_by_id(op.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .created_by,
+        Some(sv.id)
+    );
+    for (creator, role) in [
+        (admin.id, Role::Operator),
+        (sv.id, Role::Support),
+        (sv.id, Role::Supervisor),
+        (9999, Role::Operator),
+    ] {
+        let err = db
+            .store
+            .add_user_with(new_user("x", role, UserSettings::default()), Some(creator))
+            .await
+            .unwrap_err();
+        assert!(
+            is_invalid(&err, UserField::CreatedBy),
+            "{creator} {role}: {err}"
+        );
+    }
+    // Deleting the Supervisor leaves its Operator, no longer anyone's.
+    db.store.delete_user(admin.id, sv.id).await.unwrap();
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM users WHERE created_by IS NULL")
+            .await,
+        2
+    );
+    assert!(db
+        .store
+        .user_by_id(op.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .created_by
+        .is_none());
+}
+on_each_database!(a_supervisor_is_recorded_as_creator_of_its_operators);
+
+async fn a_user_cannot_delete_itself(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let admin = db
+        .store
+        .add_user("admin", PW, Role::Administrator)
+        .await
+        .unwrap();
+    let op = db
+        .store
+        .add_user_with(
+            new_user(
+                "op",
+                Role::Operator,
+                UserSettings {
+                    labels: vec!["Reseller A".into()],
+                    ..UserSettings::default()
+                },
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = db.store.delete_user(admin.id, admin.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::CannotDeleteSelf), "{err}");
+    assert!(db.store.user_by_id(admin.id).await.unwrap().is_some());
+
+    db.store.delete_user(admin.id, op.id).await.unwrap();
+    assert!(db.store.user("op").await.unwrap().is_none());
+    assert_eq!(
+        db.raw_strings("SELECT username FROM users").await,
+        ["admin"]
+    );
+    // Its labels and password history went with it.
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM user_labels").await, 0);
+    assert_eq!(
+        db.raw_count(&format!(
+            "SELECT COUNT(*) FROM password_history WHERE user_id = {}",
+            op.id
+        ))
+        .await,
+        0
+    );
+    let err = db.store.delete_user(admin.id, op.id).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownUserId(id) if id == op.id),
+        "{err}"
+    );
+    let err = db
+        .store
+        .update_user(op.id, UserChanges::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownUserId(_)), "{err}");
+}
+on_each_database!(a_user_cannot_delete_itself);
+
+// ------------------------------------------------------- passwords, logins
+
+const T0: i64 = 1_800_000_000;
+
+async fn login(db: &TestDb, username: &str, password: &str, now: i64) -> LoginOutcome {
+    db.store
+        .check_login(username, password, now, LoginPolicy::default())
+        .await
+        .unwrap()
+}
+
+fn accepted(outcome: &LoginOutcome) -> bool {
+    matches!(outcome, LoginOutcome::Accepted { .. })
+}
+
+async fn three_failures_within_ten_minutes_block_for_ten_minutes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    for at in [T0, T0 + 100, T0 + 200] {
+        assert!(matches!(
+            login(&db, "op", "wrong-Passw0rd", at).await,
+            LoginOutcome::Invalid
+        ));
+    }
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM login_failures WHERE username = 'op'")
+            .await,
+        3
+    );
+    // Blocked until 10 minutes after the last failure, even with the right
+    // password, and these attempts are not counted.
+    for at in [T0 + 201, T0 + 500, T0 + 799] {
+        let outcome = login(&db, "op", PW, at).await;
+        assert!(
+            matches!(outcome, LoginOutcome::Blocked { until } if until == T0 + 800),
+            "{at}: {outcome:?}"
+        );
+    }
+    assert!(matches!(
+        login(&db, "op", "wrong-Passw0rd", T0 + 300).await,
+        LoginOutcome::Blocked { .. }
+    ));
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 3);
+    // When the block is over the right password works, and clears the failures.
+    let outcome = login(&db, "op", PW, T0 + 800).await;
+    assert!(accepted(&outcome), "{outcome:?}");
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 0);
+}
+on_each_database!(three_failures_within_ten_minutes_block_for_ten_minutes);
+
+async fn three_failures_spread_over_more_than_ten_minutes_do_not_block(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    for at in [T0, T0 + 400, T0 + 601] {
+        assert!(matches!(
+            login(&db, "op", "wrong-Passw0rd", at).await,
+            LoginOutcome::Invalid
+        ));
+    }
+    let outcome = login(&db, "op", PW, T0 + 602).await;
+    assert!(accepted(&outcome), "{outcome:?}");
+}
+on_each_database!(three_failures_spread_over_more_than_ten_minutes_do_not_block);
+
+async fn a_successful_login_clears_the_failures(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store.add_user("op", PW, Role::Operator).await.unwrap();
+    db.store
+        .add_user("other", PW, Role::Operator)
+        .await
+        .unwrap();
+    login(&db, "op", "wrong-Passw0rd", T0).await;
+    login(&db, "op", "wrong-Passw0rd", T0 + 10).await;
+    login(&db, "other", "wrong-Passw0rd", T0 + 10).await;
+    assert!(accepted(&login(&db, "op", PW, T0 + 20).await));
+    // Only that name's failures.
+    assert_eq!(
+        db.raw_strings("SELECT username FROM login_failures").await,
+        ["other"]
+    );
+    login(&db, "op", "wrong-Passw0rd", T0 + 30).await;
+    login(&db, "op", "wrong-Passw0rd", T0 + 40).await;
+    let outcome = login(&db, "op", PW, T0 + 50).await;
+    assert!(accepted(&outcome), "{outcome:?}");
+}
+on_each_database!(a_successful_login_clears_the_failures);
+
+async fn unknown_login_names_are_blocked_too(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    for at in [T0, T0 + 1, T0 + 2] {
+        assert!(matches!(
+            login(&db, "ghost", "Passw0rdXX", at).await,
+            LoginOutcome::Invalid
+        ));
+    }
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM login_failures WHERE username = 'ghost'")
+            .await,
+        3
+    );
+    assert!(matches!(
+        login(&db, "ghost", "Passw0rdXX", T0 + 3).await,
+        LoginOutcome::Blocked { until } if until == T0 + 602
+    ));
+    // A user created later under that name is blocked like any other.
+    db.store
+        .add_user("ghost", PW, Role::Operator)
+        .await
+        .unwrap();
+    assert!(matches!(
+        login(&db, "ghost", PW, T0 + 4).await,
+        LoginOutcome::Blocked { .. }
+    ));
+    assert!(accepted(&login(&db, "ghost", PW, T0 + 602).await));
+    // Names no user can have are refused without being stored.
+    login(&db, "much-too-long-a-name", "x", T0).await;
+    login(&db, "nul\0", "x", T0).await;
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 0);
+    // Failures too old to block anything are deleted by any later attempt.
+    login(&db, "guess1", "x", T0).await;
+    login(&db, "guess2", "x", T0 + 1).await;
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 2);
+    login(&db, "guess3", "x", T0 + 1201).await;
+    assert_eq!(
+        db.raw_strings("SELECT username FROM login_failures ORDER BY at")
+            .await,
+        ["guess2", "guess3"]
+    );
+}
+on_each_database!(unknown_login_names_are_blocked_too);
+
+async fn disabled_and_expired_accounts_are_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store
+        .add_user_with(
+            new_user(
+                "off",
+                Role::Operator,
+                UserSettings {
+                    disabled: true,
+                    ..UserSettings::default()
+                },
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        login(&db, "off", PW, T0).await,
+        LoginOutcome::Disabled
+    ));
+    // The wrong password says only Invalid, and counts.
+    assert!(matches!(
+        login(&db, "off", "wrong-Passw0rd", T0).await,
+        LoginOutcome::Invalid
+    ));
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 1);
+
+    let exp = db
+        .store
+        .add_user_with(
+            new_user(
+                "exp",
+                Role::Operator,
+                UserSettings {
+                    expires_at: Some(T0 + 100),
+                    ..UserSettings::default()
+                },
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(accepted(&login(&db, "exp", PW, T0 + 99).await));
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM users WHERE username = 'exp' AND disabled")
+            .await,
+        0
+    );
+    assert!(matches!(
+        login(&db, "exp", PW, T0 + 100).await,
+        LoginOutcome::Expired
+    ));
+    // Now disabled in the database, and refused as such from then on.
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM users WHERE username = 'exp' AND disabled")
+            .await,
+        1
+    );
+    assert!(
+        db.store
+            .user_by_id(exp.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings
+            .disabled
+    );
+    assert!(matches!(
+        login(&db, "exp", PW, T0 + 101).await,
+        LoginOutcome::Disabled
+    ));
+    // Re-enabled with a later date, it logs in again.
+    db.store
+        .update_user(
+            exp.id,
+            UserChanges {
+                disabled: Some(false),
+                expires_at: Some(Some(T0 + 1000)),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(accepted(&login(&db, "exp", PW, T0 + 102).await));
+}
+on_each_database!(disabled_and_expired_accounts_are_refused);
+
+async fn set_password_clears_force_password_change(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db
+        .store
+        .add_user_with(
+            new_user(
+                "op",
+                Role::Operator,
+                UserSettings {
+                    force_password_change: true,
+                    ..UserSettings::default()
+                },
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let outcome = login(&db, "op", PW, T0).await;
+    assert!(
+        matches!(&outcome, LoginOutcome::Accepted { must_change_password: true, user: u } if u.id == user.id),
+        "{outcome:?}"
+    );
+    db.store
+        .set_password(user.id, "New-passw0rd", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM users WHERE force_password_change")
+            .await,
+        0
+    );
+    assert!(matches!(
+        login(&db, "op", "New-passw0rd", T0 + 1).await,
+        LoginOutcome::Accepted {
+            must_change_password: false,
+            ..
+        }
+    ));
+    assert!(matches!(
+        login(&db, "op", PW, T0 + 2).await,
+        LoginOutcome::Invalid
+    ));
+    let hash = db.raw_strings("SELECT password_hash FROM users").await;
+    assert!(verify_password(&hash[0], "New-passw0rd"));
+}
+on_each_database!(set_password_clears_force_password_change);
+
+async fn previous_passwords_cannot_be_reused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let user = db
+        .store
+        .add_user("op", "Passw0rd-0", Role::Operator)
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        db.store
+            .set_password(user.id, &format!("Passw0rd-{n}"), 3)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM password_history").await,
+        4
+    );
+    // The current one and the two before it are the last 3.
+    for n in [3, 2, 1] {
+        let err = db
+            .store
+            .set_password(user.id, &format!("Passw0rd-{n}"), 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::PasswordReused), "{n}: {err}");
+        assert_eq!(
+            err.to_string(),
+            "password: must not be one of the previous passwords"
+        );
+    }
+    // The policy still applies.
+    let err = db
+        .store
+        .set_password(user.id, "short", 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WeakPassword(_)), "{err}");
+    assert!(accepted(&login(&db, "op", "Passw0rd-3", T0).await));
+    // Older than the last 3: allowed again.
+    db.store
+        .set_password(user.id, "Passw0rd-0", 3)
+        .await
+        .unwrap();
+    assert!(accepted(&login(&db, "op", "Passw0rd-0", T0).await));
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM password_history").await,
+        5
+    );
+    // Even with no history asked for, the current password is no change.
+    let err = db
+        .store
+        .set_password(user.id, "Passw0rd-0", 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::PasswordReused), "{err}");
+    let err = db
+        .store
+        .set_password(user.id + 1, "Passw0rd-9", 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownUserId(_)), "{err}");
+}
+on_each_database!(previous_passwords_cannot_be_reused);
+
 // ------------------------------------------------------- secrets at rest
 
 async fn database_holds_no_plaintext_password_or_secret(backend: Backend) {
@@ -1574,3 +2536,95 @@ async fn route_finds_customer_and_system_in_one_lookup(backend: Backend) {
     );
 }
 on_each_database!(route_finds_customer_and_system_in_one_lookup);
+/// Only the first schema version, as a database made before users had
+/// settings has it.
+#[derive(Debug)]
+struct FirstVersionOnly;
+
+impl sqlx::migrate::MigrationSource<'static> for FirstVersionOnly {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send
+                + 'static,
+        >,
+    > {
+        Box::pin(async {
+            Ok(vec![sqlx::migrate::Migration::new(
+                1,
+                "initial".into(),
+                sqlx::migrate::MigrationType::Simple,
+                include_str!("../migrations/0001_initial.sql").into(),
+                false,
+            )])
+        })
+    }
+}
+
+/// Users added before version 3 keep their login, with the default
+/// settings, and can change their password.
+async fn users_of_the_first_version_get_default_settings(backend: Backend) {
+    const INSERT_V1_USER: &str = "INSERT INTO users \
+        (id, username, password_hash, role, created_at, updated_at) VALUES (1, 'old', $1, 'operator', 0, 0)";
+    let place = Place::new(backend).await;
+    let hash = admin::password::hash_password(PW).unwrap();
+    let migrator = sqlx::migrate::Migrator::new(FirstVersionOnly)
+        .await
+        .unwrap();
+    match &place.location {
+        Location::Sqlite(path) => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let pool = SqlitePool::connect_with(
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::query(INSERT_V1_USER)
+                .bind(hash.expose())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE id_sequences SET last_value = 1 WHERE name = 'users'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Location::Postgres(url) => {
+            let pool = PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::query(INSERT_V1_USER)
+                .bind(hash.expose())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE id_sequences SET last_value = 1 WHERE name = 'users'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let store = place.open().await;
+    let old = store.user("old").await.unwrap().unwrap();
+    assert_eq!(old.settings, UserSettings::default());
+    assert_eq!(old.created_by, None);
+    let outcome = store
+        .check_login("old", PW, T0, LoginPolicy::default())
+        .await
+        .unwrap();
+    assert!(accepted(&outcome), "{outcome:?}");
+    // No history yet, but the current password still counts as used.
+    let err = store.set_password(old.id, PW, 5).await.unwrap_err();
+    assert!(matches!(err, StoreError::PasswordReused), "{err}");
+    store.set_password(old.id, "New-passw0rd", 5).await.unwrap();
+    let new = store.add_user("new", PW, Role::Operator).await.unwrap();
+    assert_eq!(new.id, 2);
+}
+on_each_database!(users_of_the_first_version_get_default_settings);

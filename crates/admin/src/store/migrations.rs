@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alarms_and_site_status",
         include_str!("../../migrations/0002_alarms_and_site_status.sql"),
     ),
+    (3, "users", include_str!("../../migrations/0003_users.sql")),
 ];
 
 #[derive(Debug)]

@@ -59,6 +59,7 @@ macro_rules! on_pool {
 
 mod alarms;
 mod customers;
+mod login;
 mod migrations;
 mod proxy_accounts;
 mod route;
@@ -72,10 +73,11 @@ pub use crate::names::system_label;
 pub use crate::role::Role;
 pub use alarms::{Alarm, Cleared};
 pub use customers::{Customer, NewCustomer};
+pub use login::{LoginOutcome, LoginPolicy};
 pub use proxy_accounts::ProxyAccount;
 pub use site_status::{Reported, SiteStatus};
 pub use systems::System;
-pub use users::User;
+pub use users::{NewUser, User, UserChanges, UserSettings};
 
 /// How long a SQLite write waits for another process's write to finish.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -424,7 +426,8 @@ mod tests {
         stores
     }
 
-    /// The gateway runs these on every CONNECT: none may scan a table.
+    /// The gateway runs these on every CONNECT, the admin plane on every
+    /// login: none may scan a table.
     #[tokio::test]
     async fn connect_time_lookups_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
@@ -436,6 +439,10 @@ mod tests {
             (systems::PRIMARY, 1),
             (route::BY_LABEL, 2),
             (route::PRIMARY, 1),
+            (users::BY_USERNAME, 1),
+            (login::FAILURES, 1),
+            (login::FORGET_OLD, 1),
+            (login::CLEAR, 1),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query(&explain);
@@ -483,11 +490,20 @@ mod tests {
             (systems::PRIMARY, 1),
             (route::BY_LABEL, 2),
             (route::PRIMARY, 1),
+            (users::BY_USERNAME, 1),
+            (login::FAILURES, 1),
+            (login::FORGET_OLD, 1),
+            (login::CLEAR, 1),
         ] {
             let explain = format!("EXPLAIN {sql}");
             let mut query = sqlx::query(&explain);
             for _ in 0..params {
-                query = query.bind("x");
+                // PostgreSQL types the parameters: that one is a time.
+                query = if sql == login::FORGET_OLD {
+                    query.bind(0_i64)
+                } else {
+                    query.bind("x")
+                };
             }
             let plan: Vec<String> = query
                 .fetch_all(&mut *conn)
