@@ -796,6 +796,14 @@ mod tests {
         ServeConfig::load(&path).unwrap_err().to_string()
     }
 
+    /// An agent config with only the required keys.
+    const MINIMAL_AGENT: &str = r#"
+gateway = "wss://127.0.0.1:6444"
+customer = "12345"
+system = "ipo1"
+secret = "s3cret"
+"#;
+
     /// The error loading `text` as the agent's config gives.
     fn agent_error(text: &str) -> String {
         let (_d, path) = write(text);
@@ -932,14 +940,7 @@ listen = "127.0.0.1:6444"
 
     #[test]
     fn agent_ports_keys_must_be_numbers() {
-        let text = r#"
-gateway = "wss://127.0.0.1:6444"
-customer = "12345"
-system = "ipo1"
-secret = "s3cret"
-[ports]
-ssh = "127.0.0.1:2222"
-"#;
+        let text = &format!("{MINIMAL_AGENT}[ports]\nssh = \"127.0.0.1:2222\"\n");
         let err = agent_error(text);
         assert!(err.contains("ports.ssh"), "{err}");
         let (_d, path) = write(&text.replace("ssh =", "22 ="));
@@ -952,12 +953,7 @@ ssh = "127.0.0.1:2222"
 
     #[test]
     fn agent_alarm_keys_default_resolve_and_are_checked() {
-        let text = r#"
-gateway = "wss://127.0.0.1:6444"
-customer = "12345"
-system = "ipo1"
-secret = "s3cret"
-"#;
+        let text = MINIMAL_AGENT;
         let (dir, path) = write(text);
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(
@@ -980,12 +976,7 @@ secret = "s3cret"
 
     #[test]
     fn agent_windows_default_and_are_checked() {
-        let text = r#"
-gateway = "wss://127.0.0.1:6444"
-customer = "12345"
-system = "ipo1"
-secret = "s3cret"
-"#;
+        let text = MINIMAL_AGENT;
         let (_d, path) = write(text);
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(

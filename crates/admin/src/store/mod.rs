@@ -426,24 +426,27 @@ mod tests {
         stores
     }
 
+    /// The look-ups the gateway makes on every CONNECT and the admin plane
+    /// on every login, with their number of parameters: none may scan a
+    /// table, on either database.
+    const INDEXED_LOOKUPS: &[(&str, usize)] = &[
+        (proxy_accounts::BY_USERNAME, 1),
+        (customers::BY_ID, 1),
+        (route::BY_LABEL, 2),
+        (route::PRIMARY, 1),
+        (users::BY_USERNAME, 1),
+        (login::FAILURES, 1),
+        (login::FORGET_OLD, 1),
+        (login::CLEAR, 1),
+    ];
+
     /// The gateway runs these on every CONNECT, the admin plane on every
     /// login: none may scan a table.
     #[tokio::test]
     async fn connect_time_lookups_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        for (sql, params) in [
-            (proxy_accounts::BY_USERNAME, 1),
-            (customers::BY_ID, 1),
-            (systems::BY_LABEL, 2),
-            (systems::PRIMARY, 1),
-            (route::BY_LABEL, 2),
-            (route::PRIMARY, 1),
-            (users::BY_USERNAME, 1),
-            (login::FAILURES, 1),
-            (login::FORGET_OLD, 1),
-            (login::CLEAR, 1),
-        ] {
+        for &(sql, params) in INDEXED_LOOKUPS {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query(&explain);
             for _ in 0..params {
@@ -483,18 +486,7 @@ mod tests {
             .execute(&mut *conn)
             .await
             .unwrap();
-        for (sql, params) in [
-            (proxy_accounts::BY_USERNAME, 1),
-            (customers::BY_ID, 1),
-            (systems::BY_LABEL, 2),
-            (systems::PRIMARY, 1),
-            (route::BY_LABEL, 2),
-            (route::PRIMARY, 1),
-            (users::BY_USERNAME, 1),
-            (login::FAILURES, 1),
-            (login::FORGET_OLD, 1),
-            (login::CLEAR, 1),
-        ] {
+        for &(sql, params) in INDEXED_LOOKUPS {
             let explain = format!("EXPLAIN {sql}");
             let mut query = sqlx::query(&explain);
             for _ in 0..params {

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::{is_foreign_key_violation, is_unique_violation, now, unstorable, Store, StoreRow};
+use super::{is_foreign_key_violation, is_unique_violation, now, Store, StoreRow};
 use crate::names::{lookup_key, required, system_label};
 use crate::password::{hash_secret_async, verify_no_secret_async, verify_password_async};
 use crate::secret::generate_agent_secret;
@@ -41,16 +41,6 @@ macro_rules! columns {
     };
 }
 
-pub(super) const BY_LABEL: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM systems WHERE customer_id = $1 AND label = $2"
-);
-pub(super) const PRIMARY: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM systems WHERE customer_id = $1 AND is_primary"
-);
 const OF_CUSTOMER: &str = concat!(
     "SELECT ",
     columns!(),
@@ -160,26 +150,17 @@ impl Store {
     }
 
     /// The system `label` of a customer, or its primary system for `None`.
-    /// Ids and labels match case-insensitively. Indexed: the router calls
-    /// this on every CONNECT.
+    /// Ids and labels match case-insensitively; the same indexed look-up as
+    /// [`Store::route`], without the customer.
     pub async fn system(
         &self,
         customer_id: &str,
         label: Option<&str>,
     ) -> Result<Option<System>, StoreError> {
-        if unstorable(customer_id) || label.is_some_and(unstorable) {
-            return Ok(None);
-        }
-        let customer = lookup_key(customer_id);
-        let system = on_pool!(self, |pool| {
-            let query = match label {
-                Some(label) => sqlx::query(BY_LABEL).bind(customer).bind(lookup_key(label)),
-                None => sqlx::query(PRIMARY).bind(customer),
-            };
-            let row = query.fetch_optional(pool).await?;
-            row.as_ref().map(from_row).transpose()?
-        });
-        Ok(system)
+        Ok(self
+            .route(customer_id, label)
+            .await?
+            .map(|(_, system)| system))
     }
 
     /// The systems of a customer, primary first, then by label.

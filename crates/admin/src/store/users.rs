@@ -279,6 +279,39 @@ const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, force_password_
      updated_at = $3 WHERE id = $1";
 const DELETE: &str = "DELETE FROM users WHERE id = $1";
 
+/// Binds the settings columns, the creator and the time, in the order
+/// INSERT and UPDATE both list them after their leading columns.
+macro_rules! bind_settings {
+    ($query:expr, $settings:expr, $created_by:expr, $at:expr) => {
+        $query
+            .bind(&$settings.first_name)
+            .bind(&$settings.last_name)
+            .bind(&$settings.phone)
+            .bind(&$settings.mobile)
+            .bind(&$settings.email)
+            .bind($settings.session_timeout_minutes)
+            .bind($settings.wallboard)
+            .bind($settings.disabled)
+            .bind($settings.force_password_change)
+            .bind($settings.expires_at)
+            .bind($created_by)
+            .bind($at)
+    };
+}
+
+/// Stores the labels of user `id` (inside the caller's transaction).
+macro_rules! insert_labels {
+    ($conn:expr, $id:expr, $labels:expr) => {
+        for label in $labels {
+            sqlx::query(INSERT_LABEL)
+                .bind($id)
+                .bind(label)
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
 /// A user row without its labels (read separately).
 fn from_row(row: &impl StoreRow) -> Result<User, sqlx::Error> {
     let role: String = row.col("role")?;
@@ -365,32 +398,19 @@ impl Store {
         let result: Result<(), sqlx::Error> = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                sqlx::query(INSERT)
-                    .bind(id)
-                    .bind(&username)
-                    .bind(hash.expose())
-                    .bind(role.as_str())
-                    .bind(&settings.first_name)
-                    .bind(&settings.last_name)
-                    .bind(&settings.phone)
-                    .bind(&settings.mobile)
-                    .bind(&settings.email)
-                    .bind(settings.session_timeout_minutes)
-                    .bind(settings.wallboard)
-                    .bind(settings.disabled)
-                    .bind(settings.force_password_change)
-                    .bind(settings.expires_at)
-                    .bind(created_by)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                for label in &settings.labels {
-                    sqlx::query(INSERT_LABEL)
+                bind_settings!(
+                    sqlx::query(INSERT)
                         .bind(id)
-                        .bind(label)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                        .bind(&username)
+                        .bind(hash.expose())
+                        .bind(role.as_str()),
+                    settings,
+                    created_by,
+                    at
+                )
+                .execute(&mut *tx)
+                .await?;
+                insert_labels!(&mut *tx, id, &settings.labels);
                 sqlx::query(INSERT_HISTORY)
                     .bind(history_id)
                     .bind(id)
@@ -471,35 +491,20 @@ impl Store {
         let updated: u64 = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let done = sqlx::query(UPDATE)
-                    .bind(id)
-                    .bind(role.as_str())
-                    .bind(&settings.first_name)
-                    .bind(&settings.last_name)
-                    .bind(&settings.phone)
-                    .bind(&settings.mobile)
-                    .bind(&settings.email)
-                    .bind(settings.session_timeout_minutes)
-                    .bind(settings.wallboard)
-                    .bind(settings.disabled)
-                    .bind(settings.force_password_change)
-                    .bind(settings.expires_at)
-                    .bind(created_by)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let done = bind_settings!(
+                    sqlx::query(UPDATE).bind(id).bind(role.as_str()),
+                    settings,
+                    created_by,
+                    at
+                )
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 sqlx::query(DELETE_LABELS)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                for label in &settings.labels {
-                    sqlx::query(INSERT_LABEL)
-                        .bind(id)
-                        .bind(label)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                insert_labels!(&mut *tx, id, &settings.labels);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(done)
             }
