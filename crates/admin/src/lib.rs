@@ -10,6 +10,7 @@
 //! The admin plane proper (sessions, permissions, alarms, the REST API) will
 //! grow on top of [`Store`] and its migrations.
 
+pub mod api;
 pub mod connectivity;
 pub mod error;
 pub mod http;

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::role::Role;
 
 /// Something a user asks the admin plane to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     ViewDashboard,

@@ -60,12 +60,17 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        3
+        4
     );
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial", "alarms_and_site_status", "users"]
+        [
+            "initial",
+            "alarms_and_site_status",
+            "users",
+            "sessions_and_audit"
+        ]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
@@ -82,10 +87,12 @@ async fn migrations_create_every_table(backend: Backend) {
         "user_labels",
         "password_history",
         "login_failures",
+        "sessions",
+        "audit_log",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
-            if table == "id_sequences" { 5 } else { 0 },
+            if table == "id_sequences" { 6 } else { 0 },
             "{table}"
         );
     }

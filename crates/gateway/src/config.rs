@@ -90,9 +90,9 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     pub gateway: GatewaySection,
     pub agents: AgentsSection,
-    /// The admin plane's listener; served once the admin plane lands.
+    /// The admin listener: the REST API, the PAC file and downloads.
     #[serde(default)]
-    pub admin: Option<ListenSection>,
+    pub admin: Option<AdminSection>,
     /// The central-management proxy (`https://admin.<domain>:8443/<customer>/...`).
     #[serde(default)]
     pub central: Option<CentralSection>,
@@ -114,6 +114,35 @@ pub struct TlsFiles {
 #[serde(deny_unknown_fields)]
 pub struct ListenSection {
     pub listen: SocketAddr,
+}
+
+/// `[admin]`: the admin listener (REST API under `/com/api/`, PAC file,
+/// downloads) and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: SocketAddr,
+    /// Largest request head (HTTP/1.1) or header list (HTTP/2).
+    #[serde(default = "defaults::max_head_bytes")]
+    pub max_head_bytes: usize,
+    /// Time for the TLS handshake, and for each request head.
+    #[serde(default = "defaults::head_timeout_ms")]
+    pub head_timeout_ms: u64,
+    /// Largest request body of the REST API; larger gets 413.
+    #[serde(default = "defaults::admin_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// This many failed logins of one login name within
+    /// `login_window_secs` block it for `login_block_secs` (manual: 3, 10
+    /// minutes, 10 minutes). 0 turns blocking off.
+    #[serde(default = "defaults::login_max_failures")]
+    pub login_max_failures: usize,
+    #[serde(default = "defaults::login_window_secs")]
+    pub login_window_secs: i64,
+    #[serde(default = "defaults::login_block_secs")]
+    pub login_block_secs: i64,
+    /// A new password must differ from this many previous ones.
+    #[serde(default = "defaults::password_history")]
+    pub password_history: usize,
 }
 
 /// `[database]`: where the store is, when not `data_dir/comgate.db`.
@@ -269,6 +298,21 @@ pub struct AgentsSection {
 
 /// Every default in one place.
 pub mod defaults {
+    pub fn admin_max_body_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn login_max_failures() -> usize {
+        3
+    }
+    pub fn login_window_secs() -> i64 {
+        600
+    }
+    pub fn login_block_secs() -> i64 {
+        600
+    }
+    pub fn password_history() -> usize {
+        5
+    }
     pub fn max_head_bytes() -> usize {
         16 * 1024
     }
@@ -400,6 +444,29 @@ impl ServeConfig {
                 format!("`{d}` is not a DNS domain such as example.com"),
             ));
         }
+        if let Some(a) = &self.admin {
+            if a.max_head_bytes < 1024 {
+                return Err(invalid(p, "admin.max_head_bytes", "must be at least 1024"));
+            }
+            if a.max_body_bytes < 1024 {
+                return Err(invalid(p, "admin.max_body_bytes", "must be at least 1024"));
+            }
+            if a.head_timeout_ms == 0 {
+                return Err(invalid(
+                    p,
+                    "admin.head_timeout_ms",
+                    "must be greater than 0",
+                ));
+            }
+            for (key, v) in [
+                ("admin.login_window_secs", a.login_window_secs),
+                ("admin.login_block_secs", a.login_block_secs),
+            ] {
+                if v <= 0 {
+                    return Err(invalid(p, key, "must be greater than 0"));
+                }
+            }
+        }
         let g = &self.gateway;
         if g.max_head_bytes < 512 {
             return Err(invalid(p, "gateway.max_head_bytes", "must be at least 512"));
@@ -526,6 +593,21 @@ impl ServeConfig {
 
     /// What this deployment fills into every system's remote-support
     /// addresses (admin::remote_support).
+    /// The REST API's settings from `[admin]` (defaults without it).
+    pub fn api_config(&self) -> admin::api::ApiConfig {
+        let mut config = admin::api::ApiConfig::new(self.remote_support_deployment());
+        if let Some(a) = &self.admin {
+            config.max_body_bytes = a.max_body_bytes;
+            config.password_history = a.password_history;
+            config.login_policy = admin::LoginPolicy {
+                max_failures: a.login_max_failures,
+                window_secs: a.login_window_secs,
+                block_secs: a.login_block_secs,
+            };
+        }
+        config
+    }
+
     pub fn remote_support_deployment(&self) -> admin::remote_support::Deployment {
         admin::remote_support::Deployment {
             domain: self.domain.clone(),

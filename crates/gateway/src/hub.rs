@@ -108,3 +108,17 @@ impl Hub {
         self.sites.is_empty()
     }
 }
+
+/// The hub as the admin API sees it: which systems are connected now.
+pub struct HubStatus(pub Arc<Hub>);
+
+impl admin::api::LiveStatus for HubStatus {
+    fn is_connected(&self, customer: &str, system_label: &str) -> bool {
+        self.0
+            .get(&SiteKey {
+                customer: customer.to_owned(),
+                system: system_label.to_owned(),
+            })
+            .is_some()
+    }
+}

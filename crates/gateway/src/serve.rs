@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use admin::store::Store;
 use tokio::net::TcpListener;
@@ -15,7 +16,7 @@ use crate::auth::{Authenticator, FailureLimits};
 use crate::central::CentralProxy;
 use crate::config::ServeConfig;
 use crate::front_door::FrontDoor;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -168,7 +169,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
             // The serve identity names admin.<domain>, which the admin tools use.
             let tls =
                 TlsAcceptor::from(crate::tls::server_config(&identity, crate::central::ALPN)?);
-            let proxy = CentralProxy::new(&cfg.domain, section, store, hub.clone())
+            let proxy = CentralProxy::new(&cfg.domain, section, store.clone(), hub.clone())
                 .map_err(crate::tls::TlsError::Rustls)?;
             tasks.push(tokio::spawn(proxy.run(listener, tls)));
             Some(addr)
@@ -177,17 +178,21 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
     };
     let admin_addr = match admin {
         Some((listener, addr)) => {
-            // The public downloads only, until the REST API arrives.
+            let section = cfg.admin.as_ref().expect("admin listener configured");
             let downloads = Arc::new(crate::public_downloads::build(cfg, &identity)?);
             let tls =
                 TlsAcceptor::from(crate::tls::server_config(&identity, &[b"h2", b"http/1.1"])?);
-            let app = admin::http::downloads::routes(downloads);
-            tasks.push(tokio::spawn(admin::http::serve(
-                listener,
-                tls,
-                app,
-                admin::http::HttpLimits::default(),
-            )));
+            let api = admin::api::ApiState::new(
+                store.clone(),
+                Arc::new(HubStatus(hub.clone())),
+                cfg.api_config(),
+            );
+            let app = admin::http::downloads::routes(downloads).merge(admin::api::router(api));
+            let limits = admin::http::HttpLimits {
+                head_timeout: Duration::from_millis(section.head_timeout_ms),
+                max_head_bytes: section.max_head_bytes,
+            };
+            tasks.push(tokio::spawn(admin::http::serve(listener, tls, app, limits)));
             Some(addr)
         }
         None => None,

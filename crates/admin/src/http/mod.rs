@@ -20,6 +20,11 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+/// The client's address, in every request's extensions (the audit log
+/// names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Limits of one admin connection.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
@@ -86,7 +91,7 @@ async fn connection(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
-    let service = TowerToHyperService::new(app);
+    let service = TowerToHyperService::new(app.layer(axum::Extension(PeerAddr(peer))));
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(tls), service)
         .await

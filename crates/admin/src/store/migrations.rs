@@ -29,6 +29,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_alarms_and_site_status.sql"),
     ),
     (3, "users", include_str!("../../migrations/0003_users.sql")),
+    (
+        5,
+        "sessions_and_audit",
+        include_str!("../../migrations/0005_sessions_and_audit.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -58,11 +58,13 @@ macro_rules! on_pool {
 }
 
 mod alarms;
+mod audit;
 mod customers;
 mod login;
 mod migrations;
 mod proxy_accounts;
 mod route;
+mod sessions;
 mod site_status;
 mod systems;
 mod users;
@@ -72,9 +74,11 @@ pub use crate::error::StoreError;
 pub use crate::names::system_label;
 pub use crate::role::Role;
 pub use alarms::{Alarm, Cleared};
+pub use audit::{Actor, AuditEvent, AuditQuery, AuditRecord};
 pub use customers::{Customer, NewCustomer};
 pub use login::{LoginOutcome, LoginPolicy};
 pub use proxy_accounts::ProxyAccount;
+pub use sessions::{token_hash, NewSession, Session};
 pub use site_status::{Reported, SiteStatus};
 pub use systems::System;
 pub use users::{NewUser, User, UserChanges, UserSettings};

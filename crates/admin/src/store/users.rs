@@ -36,13 +36,14 @@ pub const SESSION_TIMEOUT_STEP: i64 = 5;
 pub const DEFAULT_SESSION_TIMEOUT_MINUTES: i64 = 10;
 
 /// A stored COM user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     /// Login name, exact case.
     pub username: String,
     pub role: Role,
     #[serde(skip)]
+    #[schema(ignore)]
     pub password_hash: PhcHash,
     #[serde(flatten)]
     pub settings: UserSettings,
@@ -61,7 +62,7 @@ impl User {
 
 /// The settings of a COM user besides login name, password and role, as the
 /// manual lists them. Empty strings mean "not given".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserSettings {
     pub first_name: String,
     pub last_name: String,

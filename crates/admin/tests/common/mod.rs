@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of it
 
+pub mod api_client;
+
 use std::path::PathBuf;
 
 use admin::{Location, Store};
