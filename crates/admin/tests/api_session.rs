@@ -390,7 +390,7 @@ async fn unknown_endpoints_and_methods_answer_json(backend: Backend) {
     let client = api.logged_in("admin", ADMIN_PW).await;
     let missing = client.get("/com/api/no-such-thing").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(missing.code(), "not_found");
+    assert_eq!(missing.code(), "unknown_endpoint");
     let method = client.delete("/com/api/login").await;
     assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(method.code(), "method_not_allowed");

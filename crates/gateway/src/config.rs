@@ -991,6 +991,44 @@ listen = "127.0.0.1:6444"
     }
 
     #[test]
+    fn admin_section_gets_the_manuals_login_rule_and_checks_its_limits() {
+        let (_d, path) = write(&format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:7080\"\n"));
+        let cfg = ServeConfig::load(&path).unwrap();
+        let api = cfg.api_config();
+        assert_eq!(api.login_policy, admin::LoginPolicy::default());
+        assert_eq!(api.max_body_bytes, 64 * 1024);
+        assert_eq!(api.password_history, 5);
+
+        let (_d, path) = write(&format!(
+            "{MINIMAL}[admin]\nlisten = \"127.0.0.1:7080\"\nlogin_max_failures = 5\n\
+             login_window_secs = 60\nlogin_block_secs = 120\nmax_body_bytes = 4096\n"
+        ));
+        let api = ServeConfig::load(&path).unwrap().api_config();
+        assert_eq!(
+            api.login_policy,
+            admin::LoginPolicy {
+                max_failures: 5,
+                window_secs: 60,
+                block_secs: 120
+            }
+        );
+        assert_eq!(api.max_body_bytes, 4096);
+
+        for (line, key) in [
+            ("max_body_bytes = 10", "admin.max_body_bytes"),
+            ("max_head_bytes = 10", "admin.max_head_bytes"),
+            ("login_block_secs = 0", "admin.login_block_secs"),
+            ("head_timeout_ms = 0", "admin.head_timeout_ms"),
+        ] {
+            let err = serve_error(&format!(
+                "{MINIMAL}[admin]\nlisten = \"127.0.0.1:7080\"\n{line}\n"
+            ));
+            assert!(err.contains(key), "{line}: {err}");
+            assert!(err.contains("comgate.toml"), "{err}");
+        }
+    }
+
+    #[test]
     fn central_section_gets_defaults_and_checks_its_limits() {
         let (_d, path) = write(&format!(
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\n"

@@ -1,6 +1,7 @@
-//! The API's JSON body extractor: axum's `Json`, but a body it cannot take
-//! (too large, not JSON, wrong shape) is answered in the API's error shape
-//! with a status that says which.
+//! Request bodies and query strings: axum's `Json` and `Query`, but what
+//! they cannot take (too large, not JSON, wrong shape) is answered in the
+//! API's error shape with a status that says which; and [`read_whole_body`],
+//! which reads every body before any check answers.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -8,6 +9,48 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+
+/// Middleware: reads the whole request body (at most `limit` bytes) before
+/// the request goes on. Over HTTP/2, answering while the client is still
+/// sending (a 401 or 403 decided from the headers) resets the stream, and
+/// some clients (curl) then report a stream error instead of the answer;
+/// admin bodies are small, so reading them first costs nothing.
+pub async fn read_whole_body(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                too_large_error().into_response()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    "the request body could not be read",
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+fn too_large_error() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than the admin API accepts",
+    )
+}
 
 /// A JSON request body of type `T`.
 pub struct ApiJson<T>(pub T);
@@ -42,11 +85,7 @@ fn json_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(_) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", detail)
         }
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than the admin API accepts",
-        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => too_large_error(),
         _ => ApiError::new(status, "invalid_body", detail),
     }
 }

@@ -67,9 +67,67 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(audit::routes())
 }
 
+/// Answers any operation may give besides its own, so that the document
+/// lists every status a client can see: a body the API cannot take, and a
+/// failure of the server itself.
+fn add_common_responses(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let with_body = [
+        ("400", "The body is not well-formed JSON (invalid_json)"),
+        (
+            "413",
+            "The body is larger than [admin] max_body_bytes (body_too_large)",
+        ),
+        (
+            "415",
+            "The body is not application/json (unsupported_media_type)",
+        ),
+        (
+            "422",
+            "The body or a field of it cannot be used (invalid_body, invalid_field)",
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut op.responses.responses;
+            if op.request_body.is_some() {
+                for (status, description) in with_body {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+            responses.entry("500".to_owned()).or_insert_with(|| {
+                error("The server failed; its log has the details (internal)").into()
+            });
+        }
+    }
+}
+
 /// The OpenAPI document of the API.
 pub fn openapi() -> OpenApiDoc {
     let (_, mut doc) = documented().split_for_parts();
+    add_common_responses(&mut doc);
     // Login is how a session starts, so it needs none.
     if let Some(item) = doc.paths.paths.get_mut("/login") {
         if let Some(op) = item.post.as_mut() {
@@ -87,7 +145,11 @@ pub fn router(state: ApiState) -> Router {
     let api = api
         .route("/openapi.json", get(move || async move { Json(doc) }))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_endpoint",
+                "no such endpoint under /com/api",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -97,6 +159,10 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            json::read_whole_body,
+        ))
         .with_state(state);
     Router::new().nest(BASE, api)
 }

@@ -24,6 +24,7 @@ macro_rules! require_tools {
 
 mod support;
 
+mod admin_api;
 mod admin_cli;
 mod agent_policy;
 mod agent_proxy;

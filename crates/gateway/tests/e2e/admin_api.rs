@@ -1,0 +1,206 @@
+//! The admin REST API through a running `comgate serve`, with curl as the
+//! client: an Administrator made with `comgate admin user add` logs in over
+//! HTTPS, the session cookie comes back Secure and HttpOnly into curl's
+//! cookie jar, a state change without the CSRF token is refused, logout
+//! ends the session, and the audit log in the database names the client's
+//! address.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+
+use crate::support::comgate::Gateway;
+use crate::support::process::run as run_cmd;
+use crate::support::site::Tenant;
+use crate::support::{run, secs, tools, Harness, DOMAIN};
+
+const PASSWORD: &str = "Admin-pass-1";
+
+/// curl against the admin listener with one cookie jar.
+struct ApiCurl {
+    jar: PathBuf,
+    dir: PathBuf,
+    ca: PathBuf,
+    port: u16,
+}
+
+impl ApiCurl {
+    fn new(h: &Harness, gw: &Gateway) -> Result<ApiCurl> {
+        let dir = h.subdir("api-curl")?;
+        Ok(ApiCurl {
+            jar: dir.join("cookies.txt"),
+            dir,
+            ca: gw.ca().to_path_buf(),
+            port: gw.admin_port,
+        })
+    }
+
+    /// Sends `method path` with the jar, `headers` and a JSON body;
+    /// returns the status and the JSON answer (Null when empty).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[String],
+        body: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let out = self.dir.join("body.json");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = std::process::Command::new(tools::path_of("curl")?);
+        cmd.args(["-sS", "--max-time", "20", "-X", method, "-o"])
+            .arg(&out)
+            .args(["-w", "%{http_code}", "--cacert"])
+            .arg(&self.ca)
+            .arg("-c")
+            .arg(&self.jar)
+            .arg("-b")
+            .arg(&self.jar)
+            .args([
+                "--resolve",
+                &format!("admin.{DOMAIN}:{}:127.0.0.1", self.port),
+            ]);
+        for header in headers {
+            cmd.args(["-H", header]);
+        }
+        if let Some(body) = body {
+            cmd.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ]);
+        }
+        cmd.arg(format!("https://admin.{DOMAIN}:{}{path}", self.port));
+        let ran = run_cmd(cmd, secs(30)).await?;
+        let status: u16 = ran.stdout_text().trim().parse().unwrap_or(0);
+        ensure!(status != 0, "curl failed: {}", ran.describe());
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?
+        };
+        Ok((status, json))
+    }
+
+    /// The jar's line for the session cookie, split into its fields.
+    fn session_cookie(&self) -> Option<Vec<String>> {
+        let jar = std::fs::read_to_string(&self.jar).ok()?;
+        jar.lines()
+            .find(|l| l.contains("\tcomgate_session\t"))
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+    }
+}
+
+fn jar_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_administrator_logs_in_with_curl_and_csrf_guards_changes() {
+    run(|h: Harness| async move {
+        require_tools!("curl");
+        let tenant = Tenant::start(&h).await?;
+        let gw = &tenant.gw;
+        gw.admin(&[
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--password",
+            PASSWORD,
+            "--role",
+            "administrator",
+        ])
+        .await?;
+        let curl = ApiCurl::new(&h, gw)?;
+
+        let (status, body) = curl.call("GET", "/com/api/session", &[], None).await?;
+        ensure!(
+            status == 401 && body["code"] == "not_authenticated",
+            "{status} {body}"
+        );
+
+        let (status, body) = curl
+            .call(
+                "POST",
+                "/com/api/login",
+                &[],
+                Some(r#"{"username": "root", "password": "wrong-pass-1"}"#),
+            )
+            .await?;
+        ensure!(
+            status == 401 && body["code"] == "invalid_credentials",
+            "{status} {body}"
+        );
+
+        let login = format!(r#"{{"username": "root", "password": "{PASSWORD}"}}"#);
+        let (status, body) = curl
+            .call("POST", "/com/api/login", &[], Some(&login))
+            .await?;
+        ensure!(status == 200, "login: {status} {body}");
+        ensure!(body["user"]["role"] == "administrator", "{body}");
+        let csrf = body["csrf_token"]
+            .as_str()
+            .context("csrf token")?
+            .to_owned();
+        // curl's jar: "#HttpOnly_" before the domain marks HttpOnly; the
+        // fourth field is the Secure flag; the path is /com.
+        let cookie = curl
+            .session_cookie()
+            .with_context(|| format!("no session cookie in {}", jar_path(&curl.jar)))?;
+        ensure!(cookie[0].starts_with("#HttpOnly_admin."), "{cookie:?}");
+        ensure!(cookie[2] == "/com" && cookie[3] == "TRUE", "{cookie:?}");
+
+        let (status, body) = curl.call("GET", "/com/api/session", &[], None).await?;
+        ensure!(
+            status == 200 && body["user"]["username"] == "root",
+            "{status} {body}"
+        );
+
+        let (status, body) = curl
+            .call("POST", "/com/api/logout", &[], Some("{}"))
+            .await?;
+        ensure!(
+            status == 403 && body["code"] == "csrf_token_invalid",
+            "{status} {body}"
+        );
+
+        let header = format!("X-CSRF-Token: {csrf}");
+        let (status, _) = curl
+            .call("POST", "/com/api/logout", &[header], Some("{}"))
+            .await?;
+        ensure!(status == 204, "logout: {status}");
+        let (status, _) = curl.call("GET", "/com/api/session", &[], None).await?;
+        ensure!(status == 401, "after logout: {status}");
+
+        let (status, body) = curl.call("GET", "/com/api/openapi.json", &[], None).await?;
+        ensure!(
+            status == 200 && body["paths"]["/login"].is_object(),
+            "{status}"
+        );
+
+        let store = gw.store().await?;
+        let (_, records) = store
+            .list_audit(&admin::store::AuditQuery {
+                action: Some("login".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await?;
+        let seen: Vec<(String, String)> = records
+            .iter()
+            .map(|r| (r.outcome.clone(), r.actor.source.clone()))
+            .collect();
+        ensure!(
+            seen == [
+                ("ok".to_owned(), "127.0.0.1".to_owned()),
+                ("invalid".to_owned(), "127.0.0.1".to_owned())
+            ],
+            "{seen:?}"
+        );
+        Ok(())
+    })
+    .await
+}
