@@ -13,6 +13,7 @@
 pub mod api;
 pub mod connectivity;
 pub mod error;
+pub mod failure_limit;
 pub mod http;
 pub mod names;
 pub mod password;

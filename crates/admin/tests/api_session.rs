@@ -53,6 +53,8 @@ on_each_database!(
     bad_bodies_get_specific_errors,
     unknown_endpoints_and_methods_answer_json,
     the_audit_log_is_for_administrators_and_pages,
+    sessions_nobody_returns_to_are_purged_but_wallboards_stay,
+    one_address_guessing_many_names_is_blocked,
 );
 
 async fn login_sets_a_strict_cookie_and_starts_a_session(backend: Backend) {
@@ -445,4 +447,69 @@ async fn the_audit_log_is_for_administrators_and_pages(backend: Backend) {
     let bad = admin.get("/com/api/audit?since=yesterday").await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.code(), "invalid_query");
+}
+
+async fn sessions_nobody_returns_to_are_purged_but_wallboards_stay(backend: Backend) {
+    let (db, api) = api_with_admin(backend).await;
+    add_user(
+        &api,
+        "board",
+        Role::Support,
+        UserSettings {
+            wallboard: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let state = api.state.clone();
+    let admin = api.logged_in("admin", ADMIN_PW).await;
+    let board = api.logged_in("board", USER_PW).await;
+    api.clock.advance(29 * 60);
+    assert_eq!(
+        admin::api::session::purge_idle_sessions(&state)
+            .await
+            .unwrap(),
+        0
+    );
+    api.clock.advance(60);
+    assert_eq!(
+        admin::api::session::purge_idle_sessions(&state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(
+        admin.get("/com/api/session").await.code(),
+        "not_authenticated"
+    );
+    // The wallboard is still logged in, locked to its display.
+    let me = board.get("/com/api/session").await;
+    assert_eq!(me.status, StatusCode::OK, "{me:?}");
+    assert!(me.body["wallboard_view"].is_string(), "{me:?}");
+}
+
+async fn one_address_guessing_many_names_is_blocked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store
+        .add_user("admin", ADMIN_PW, Role::Administrator)
+        .await
+        .unwrap();
+    let mut config = ApiConfig::new(test_deployment());
+    config.address_quota = admin::failure_limit::FailureQuota {
+        per_minute: 1,
+        burst: 3,
+    };
+    let api = TestApi::with_config(db.store.clone(), config);
+    for name in ["alice", "bob", "carol"] {
+        let answer = api.client().login(name, "Wrong-pass-1").await;
+        assert_eq!(answer.code(), "invalid_credentials", "{name}");
+    }
+    // A fourth name, even the right password of a real user, is refused
+    // from this address; no name was tried three times, so the per-name
+    // block is not what refuses it.
+    let answer = api.client().login("admin", ADMIN_PW).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{answer:?}");
+    assert_eq!(answer.code(), "too_many_failures");
+    assert!(answer.headers.contains_key(header::RETRY_AFTER));
 }

@@ -14,14 +14,12 @@
 //! quota refills, even with the right password.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use admin::failure_limit::{FailureLimiter, FailureQuota};
 use admin::store::{ProxyAccount, Store};
 use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -48,42 +46,8 @@ pub struct Authenticator {
     store: Store,
     salt: [u8; 32],
     remembered: DashMap<String, Remembered>,
-    by_address: DefaultKeyedRateLimiter<IpAddr>,
-    by_account: DefaultKeyedRateLimiter<String>,
-    blocked_addresses: DashMap<IpAddr, Instant>,
-    blocked_accounts: DashMap<String, Instant>,
-    limits: FailureLimits,
-}
-
-/// Records one failure for `key`; returns how long to block if this one
-/// exhausted the allowance.
-fn trip<K>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-    burst: u32,
-    per_minute: u32,
-) -> Option<Duration>
-where
-    K: std::hash::Hash + Eq + Clone,
-{
-    if burst <= 1 {
-        // Every failure blocks for one replenish interval.
-        return Some(Duration::from_secs(60) / per_minute.max(1));
-    }
-    limiter
-        .check_key(key)
-        .err()
-        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
-}
-
-/// The quota that trips on the `burst`-th failure. Failures are counted
-/// after the fact (`check_key` on each failure), and governor admits `burst`
-/// cells before refusing, so the bucket holds one cell less than the number
-/// of failures allowed (a burst of 1 is handled by [`trip`]).
-fn quota(per_minute: u32, burst: u32) -> Quota {
-    let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-    let cells = NonZeroU32::new(burst.saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(per_minute).allow_burst(cells)
+    by_address: FailureLimiter<IpAddr>,
+    by_account: FailureLimiter<String>,
 }
 
 impl Authenticator {
@@ -94,17 +58,14 @@ impl Authenticator {
             store,
             salt,
             remembered: DashMap::new(),
-            by_address: DefaultKeyedRateLimiter::keyed(quota(
-                limits.per_address_per_minute,
-                limits.per_address_burst,
-            )),
-            by_account: DefaultKeyedRateLimiter::keyed(quota(
-                limits.per_account_per_minute,
-                limits.per_account_burst,
-            )),
-            blocked_addresses: DashMap::new(),
-            blocked_accounts: DashMap::new(),
-            limits,
+            by_address: FailureLimiter::new(FailureQuota {
+                per_minute: limits.per_address_per_minute,
+                burst: limits.per_address_burst,
+            }),
+            by_account: FailureLimiter::new(FailureQuota {
+                per_minute: limits.per_account_per_minute,
+                burst: limits.per_account_burst,
+            }),
         })
     }
 
@@ -121,14 +82,8 @@ impl Authenticator {
         peer: IpAddr,
         auth: Option<&ProxyAuth>,
     ) -> Result<ProxyAccount, Refusal> {
-        let now = Instant::now();
-        if let Some(until) = self.blocked_addresses.get(&peer).map(|e| *e) {
-            if until > now {
-                return Err(Refusal::TooManyFailures {
-                    retry_after: until - now,
-                });
-            }
-            self.blocked_addresses.remove(&peer);
+        if let Some(retry_after) = self.by_address.blocked_for(&peer) {
+            return Err(Refusal::TooManyFailures { retry_after });
         }
         let creds = match auth {
             None => return Err(Refusal::AuthRequired),
@@ -139,13 +94,8 @@ impl Authenticator {
             }
         };
         let username = creds.username.as_str();
-        if let Some(until) = self.blocked_accounts.get(username).map(|e| *e) {
-            if until > now {
-                return Err(Refusal::TooManyFailures {
-                    retry_after: until - now,
-                });
-            }
-            self.blocked_accounts.remove(username);
+        if let Some(retry_after) = self.by_account.blocked_for(&username.to_owned()) {
+            return Err(Refusal::TooManyFailures { retry_after });
         }
         let account = self
             .store
@@ -184,43 +134,24 @@ impl Authenticator {
 
     /// Counts a failure; trips the block when a quota is exhausted.
     fn failed(&self, peer: IpAddr, username: Option<&str>) {
-        let l = self.limits;
-        if let Some(wait) = trip(
-            &self.by_address,
-            &peer,
-            l.per_address_burst,
-            l.per_address_per_minute,
-        ) {
+        if let Some(wait) = self.by_address.failed(&peer) {
             tracing::warn!(%peer, wait_s = wait.as_secs(), "too many failed proxy logins from address");
-            self.blocked_addresses.insert(peer, Instant::now() + wait);
         }
         if let Some(user) = username {
-            let key = user.to_owned();
-            if let Some(wait) = trip(
-                &self.by_account,
-                &key,
-                l.per_account_burst,
-                l.per_account_per_minute,
-            ) {
+            if let Some(wait) = self.by_account.failed(&user.to_owned()) {
                 tracing::warn!(
                     account = user,
                     wait_s = wait.as_secs(),
                     "too many failed proxy logins for account"
                 );
-                self.blocked_accounts.insert(key, Instant::now() + wait);
             }
         }
     }
 
     /// Drops expired state so that memory stays bounded under scans.
     pub fn housekeeping(&self) {
-        let now = Instant::now();
-        self.blocked_addresses.retain(|_, until| *until > now);
-        self.blocked_accounts.retain(|_, until| *until > now);
-        self.by_address.retain_recent();
-        self.by_account.retain_recent();
-        self.by_address.shrink_to_fit();
-        self.by_account.shrink_to_fit();
+        self.by_address.housekeeping();
+        self.by_account.housekeeping();
     }
 
     /// How long to wait between housekeeping runs.

@@ -143,6 +143,12 @@ pub struct AdminSection {
     /// A new password must differ from this many previous ones.
     #[serde(default = "defaults::password_history")]
     pub password_history: usize,
+    /// Failed logins from one address, whatever the login name: this many
+    /// at once block it until the rate below refills.
+    #[serde(default = "defaults::auth_failure_burst")]
+    pub login_failure_burst: u32,
+    #[serde(default = "defaults::auth_failures_per_minute")]
+    pub login_failures_per_minute: u32,
 }
 
 /// `[database]`: where the store is, when not `data_dir/comgate.db`.
@@ -451,12 +457,20 @@ impl ServeConfig {
             if a.max_body_bytes < 1024 {
                 return Err(invalid(p, "admin.max_body_bytes", "must be at least 1024"));
             }
-            if a.head_timeout_ms == 0 {
-                return Err(invalid(
-                    p,
-                    "admin.head_timeout_ms",
-                    "must be greater than 0",
-                ));
+            for (key, v) in [
+                ("admin.head_timeout_ms", a.head_timeout_ms),
+                (
+                    "admin.login_failures_per_minute",
+                    u64::from(a.login_failures_per_minute),
+                ),
+                (
+                    "admin.login_failure_burst",
+                    u64::from(a.login_failure_burst),
+                ),
+            ] {
+                if v == 0 {
+                    return Err(invalid(p, key, "must be greater than 0"));
+                }
             }
             for (key, v) in [
                 ("admin.login_window_secs", a.login_window_secs),
@@ -599,6 +613,10 @@ impl ServeConfig {
         if let Some(a) = &self.admin {
             config.max_body_bytes = a.max_body_bytes;
             config.password_history = a.password_history;
+            config.address_quota = admin::failure_limit::FailureQuota {
+                per_minute: a.login_failures_per_minute,
+                burst: a.login_failure_burst,
+            };
             config.login_policy = admin::LoginPolicy {
                 max_failures: a.login_max_failures,
                 window_secs: a.login_window_secs,
@@ -1019,6 +1037,7 @@ listen = "127.0.0.1:6444"
             ("max_head_bytes = 10", "admin.max_head_bytes"),
             ("login_block_secs = 0", "admin.login_block_secs"),
             ("head_timeout_ms = 0", "admin.head_timeout_ms"),
+            ("login_failure_burst = 0", "admin.login_failure_burst"),
         ] {
             let err = serve_error(&format!(
                 "{MINIMAL}[admin]\nlisten = \"127.0.0.1:7080\"\n{line}\n"

@@ -187,6 +187,12 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
                 Arc::new(HubStatus(hub.clone())),
                 cfg.api_config(),
             );
+            tasks.push(tokio::spawn(
+                admin::api::session::purge_idle_sessions_forever(
+                    api.clone(),
+                    Duration::from_secs(300),
+                ),
+            ));
             let app = admin::http::downloads::routes(downloads).merge(admin::api::router(api));
             let limits = admin::http::HttpLimits {
                 head_timeout: Duration::from_millis(section.head_timeout_ms),

@@ -92,6 +92,15 @@ async fn login(
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
+    if let Some(wait) = state.login_failures.blocked_for(&source) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            "too many failed logins from this address; try again later",
+        );
+        e.retry_after = Some(wait.as_secs().max(1));
+        return Err(e);
+    }
     let outcome = state
         .store
         .check_login(
@@ -121,7 +130,9 @@ async fn login(
             e.retry_after = Some(u64::try_from(until - now).unwrap_or(1).max(1));
             (None, "blocked", Err(e))
         }
-        LoginOutcome::Invalid => (
+        LoginOutcome::Invalid => {
+            state.login_failures.failed(&source);
+            (
             None,
             "invalid",
             Err(ApiError::new(
@@ -129,7 +140,8 @@ async fn login(
                 "invalid_credentials",
                 "unknown login name or wrong password",
             )),
-        ),
+        )
+        }
         LoginOutcome::Disabled => (
             None,
             "disabled",

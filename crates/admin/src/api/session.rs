@@ -90,6 +90,34 @@ fn api_path(parts: &Parts) -> &str {
     path.strip_prefix("/com/api").unwrap_or(path)
 }
 
+/// Forgets sessions that no user's timeout can keep any more (idle longer
+/// than the longest timeout, 30 minutes), except wallboard users'. The
+/// extractor ends a timed-out session when it is next used; this is for the
+/// sessions nobody comes back to. Returns how many ended.
+pub async fn purge_idle_sessions(state: &ApiState) -> Result<u64, crate::StoreError> {
+    let longest = *crate::store::SESSION_TIMEOUT_MINUTES.end() * 60;
+    // Idle for the whole timeout counts as timed out (as in the extractor).
+    state
+        .store
+        .purge_idle_sessions(state.now() - longest + 1)
+        .await
+}
+
+/// Runs [`purge_idle_sessions`] every `every` for as long as serve runs.
+pub async fn purge_idle_sessions_forever(state: ApiState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.login_failures.housekeeping();
+        match purge_idle_sessions(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "idle admin sessions purged"),
+            Err(e) => tracing::warn!(error = %e, "purging idle admin sessions failed"),
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Clone)]
 pub struct Caller {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::failure_limit::{FailureLimiter, FailureQuota};
 use crate::remote_support::Deployment;
 use crate::store::{Actor, AuditEvent};
 use crate::{LoginPolicy, Store};
@@ -68,6 +69,9 @@ impl Clock for ManualClock {
 pub struct ApiConfig {
     /// The failed-login rule (manual: 3 in 10 minutes block for 10).
     pub login_policy: LoginPolicy,
+    /// Failed logins allowed per client address, whatever the login name
+    /// (a guesser trying many names).
+    pub address_quota: FailureQuota,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// How many previous passwords a new one must differ from.
@@ -83,6 +87,10 @@ impl ApiConfig {
     pub fn new(deployment: Deployment) -> Self {
         ApiConfig {
             login_policy: LoginPolicy::default(),
+            address_quota: FailureQuota {
+                per_minute: 30,
+                burst: 10,
+            },
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             password_history: Self::DEFAULT_PASSWORD_HISTORY,
             deployment,
@@ -97,6 +105,8 @@ pub struct ApiState {
     pub live: Arc<dyn LiveStatus>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
+    /// Failed logins per client address.
+    pub login_failures: Arc<FailureLimiter<String>>,
 }
 
 impl ApiState {
@@ -105,6 +115,7 @@ impl ApiState {
             store,
             live,
             clock: Arc::new(SystemClock),
+            login_failures: Arc::new(FailureLimiter::new(config.address_quota)),
             config: Arc::new(config),
         }
     }

@@ -81,7 +81,7 @@ pub use proxy_accounts::ProxyAccount;
 pub use sessions::{token_hash, NewSession, Session};
 pub use site_status::{Reported, SiteStatus};
 pub use systems::System;
-pub use users::{NewUser, User, UserChanges, UserSettings};
+pub use users::{NewUser, User, UserChanges, UserSettings, SESSION_TIMEOUT_MINUTES};
 
 /// How long a SQLite write waits for another process's write to finish.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -46,6 +46,7 @@ pub fn test_deployment() -> Deployment {
 #[derive(Clone)]
 pub struct TestApi {
     pub router: Router,
+    pub state: ApiState,
     pub clock: Arc<ManualClock>,
     pub store: Store,
 }
@@ -60,7 +61,8 @@ impl TestApi {
         let state = ApiState::new(store.clone(), Arc::new(NothingConnected), config)
             .with_clock(clock.clone());
         TestApi {
-            router: api::router(state),
+            router: api::router(state.clone()),
+            state,
             clock,
             store,
         }
