@@ -322,7 +322,7 @@ fn select(caller: &User, users: Vec<User>, query: &ListQuery) -> (i64, Vec<User>
 #[utoipa::path(get, path = "/users", tag = "users", params(UserListParams),
     responses(
         (status = 200, body = UserPage),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role manages no users", body = ErrorBody),
         (status = 422, description = "A bad parameter (`field` names it)", body = ErrorBody),
     ))]
@@ -393,7 +393,7 @@ pub struct CreateUser {
 #[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
     responses(
         (status = 201, description = "Added", body = User),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role may not add users (`forbidden`), not of this role (`role_not_allowed`), or not with this label (`label_not_allowed`)", body = ErrorBody),
         (status = 409, description = "The login name is taken (`conflict`)", body = ErrorBody),
         (status = 422, description = "A field breaks a rule (`field` names it, e.g. `password`, `session_timeout_minutes`, `wallboard`)", body = ErrorBody),
@@ -448,7 +448,7 @@ async fn create_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, body = User),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role manages no users", body = ErrorBody),
         (status = 404, description = "No such user, or not one the caller manages", body = ErrorBody),
     ))]
@@ -525,7 +525,7 @@ fn check_own_account(patch: &UserPatch, before: &User) -> Result<(), ApiError> {
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user as changed", body = User),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role manages no users (`forbidden`), not with this role or label (`role_not_allowed`, `label_not_allowed`), or it is the caller's own account and the caller a Supervisor (`own_account`)", body = ErrorBody),
         (status = 404, description = "No such user, or not one the caller manages", body = ErrorBody),
         (status = 409, description = "Changing one's own role or disabling oneself", body = ErrorBody),
@@ -602,7 +602,7 @@ async fn update_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted, with its sessions"),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role manages no users", body = ErrorBody),
         (status = 404, description = "No such user, or not one the caller manages", body = ErrorBody),
         (status = 409, description = "The caller's own account (`cannot_delete_self`)", body = ErrorBody),
@@ -646,7 +646,7 @@ pub struct PasswordReset {
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Set; the user must change it at next login"),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "The role manages no users, or it is the caller's own account (`own_account`)", body = ErrorBody),
         (status = 404, description = "No such user, or not one the caller manages", body = ErrorBody),
         (status = 422, description = "The password breaks the policy (`field`: `password`)", body = ErrorBody),
@@ -664,21 +664,13 @@ async fn reset_password(
     let before = target(&state, &caller, id, true).await?;
     state
         .store
-        .set_password(id, &reset.password, state.config.password_history)
-        .await
-        .map_err(|e| ApiError::from(e).with_field("password"))?;
-    // Setting a password clears "Force New Password"; an administrator's
-    // password is only for the next login.
+        .reset_password(id, &reset.password, state.config.password_history)
+        .await?;
     let after = state
         .store
-        .update_user(
-            id,
-            UserChanges {
-                force_password_change: Some(true),
-                ..Default::default()
-            },
-        )
-        .await?;
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("unknown user id {id}")))?;
     state.store.delete_sessions_of_user(id, None).await?;
     state
         .audit(
@@ -709,7 +701,7 @@ pub struct ProfilePatch {
 #[utoipa::path(patch, path = "/session/profile", tag = "session", request_body = ProfilePatch,
     responses(
         (status = 200, description = "The caller's user as changed", body = User),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session ended", body = ErrorBody),
         (status = 403, description = "Missing CSRF token, wallboard lock, pending password change", body = ErrorBody),
         (status = 422, description = "A field breaks a rule (`field` names it)", body = ErrorBody),
     ))]
