@@ -16,6 +16,7 @@ pub mod json;
 pub mod page;
 pub mod session;
 pub mod state;
+pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -65,6 +66,7 @@ fn documented() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(audit::routes())
+        .merge(users::routes())
 }
 
 /// Answers any operation may give besides its own, so that the document

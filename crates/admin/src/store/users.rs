@@ -276,7 +276,7 @@ const INSERT_LABEL: &str = "INSERT INTO user_labels (user_id, label) VALUES ($1,
 const INSERT_HISTORY: &str =
     "INSERT INTO password_history (id, user_id, password_hash, set_at) VALUES ($1, $2, $3, $4)";
 const HISTORY: &str = "SELECT id, password_hash FROM password_history WHERE user_id = $1";
-const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, force_password_change = FALSE, \
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, force_password_change = $4, \
      updated_at = $3 WHERE id = $1";
 const DELETE: &str = "DELETE FROM users WHERE id = $1";
 
@@ -554,6 +554,30 @@ impl Store {
         new_password: &str,
         history_len: usize,
     ) -> Result<(), StoreError> {
+        self.store_password(id, new_password, history_len, false)
+            .await
+    }
+
+    /// An administrator's reset of user `id`'s password: as
+    /// [`Store::set_password`], but sets "Force New Password" in the same
+    /// write, so that the password given is only good for the next login.
+    pub async fn reset_password(
+        &self,
+        id: i64,
+        new_password: &str,
+        history_len: usize,
+    ) -> Result<(), StoreError> {
+        self.store_password(id, new_password, history_len, true)
+            .await
+    }
+
+    async fn store_password(
+        &self,
+        id: i64,
+        new_password: &str,
+        history_len: usize,
+        force_change: bool,
+    ) -> Result<(), StoreError> {
         check_password_policy(new_password)?;
         let user = self
             .user_by_id(id)
@@ -583,6 +607,7 @@ impl Store {
                     .bind(id)
                     .bind(hash.expose())
                     .bind(at)
+                    .bind(force_change)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
