@@ -28,6 +28,11 @@ fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
     let get = |path: &str| Some((Method::GET, path.to_owned(), None));
     match action {
         Action::ViewAuditLog => get("/com/api/audit"),
+        Action::CreateComUsers => Some((
+            Method::POST,
+            "/com/api/users".to_owned(),
+            Some(json!({"username": "made", "password": "Made-pass-12", "role": "operator"})),
+        )),
         Action::ViewDashboard
         | Action::ViewAlarms
         | Action::ViewCustomerList
@@ -35,7 +40,6 @@ fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
         | Action::ViewRemoteSupportAddresses
         | Action::AddDeleteCustomers
         | Action::EditCustomers
-        | Action::CreateComUsers
         | Action::AssignComUsers
         | Action::ClearAlarms
         | Action::ViewProxyAccounts
