@@ -28,6 +28,7 @@ fn customer(id: &str, reseller: &str, provider: Option<&str>) -> NewCustomer {
         name: format!("Customer {id}"),
         reseller: reseller.into(),
         provider: provider.map(Into::into),
+        ..Default::default()
     }
 }
 
@@ -60,12 +61,17 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        3
+        4
     );
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
             .await,
-        ["initial", "alarms_and_site_status", "users"]
+        [
+            "initial",
+            "alarms_and_site_status",
+            "users",
+            "customer_details"
+        ]
     );
 }
 on_each_database!(reopening_keeps_data_and_does_not_rerun_migrations);
@@ -82,6 +88,8 @@ async fn migrations_create_every_table(backend: Backend) {
         "user_labels",
         "password_history",
         "login_failures",
+        "customer_tags",
+        "customer_assignments",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
@@ -536,6 +544,7 @@ async fn customer_fields_are_trimmed_and_blank_provider_is_none(backend: Backend
             name: " Name ".into(),
             reseller: " R ".into(),
             provider: Some("  ".into()),
+            ..Default::default()
         })
         .await
         .unwrap();

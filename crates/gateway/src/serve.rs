@@ -270,6 +270,7 @@ mod tests {
                 name: "Example".into(),
                 reseller: "R".into(),
                 provider: None,
+                ..Default::default()
             })
             .await
             .unwrap();

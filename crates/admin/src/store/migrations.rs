@@ -29,6 +29,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_alarms_and_site_status.sql"),
     ),
     (3, "users", include_str!("../../migrations/0003_users.sql")),
+    (
+        4,
+        "customer_details",
+        include_str!("../../migrations/0004_customer_details.sql"),
+    ),
 ];
 
 #[derive(Debug)]
