@@ -737,8 +737,23 @@ async fn users_see_assigned_customers_and_admins_see_all(backend: Backend) {
         .await
         .unwrap());
 
-    // A label added later counts at once; removing it takes it away.
+    // Seen both by hand and by label: listed once, its systems once.
     let operator = &users[3];
+    db.store
+        .assign_customer(operator.id, "byres")
+        .await
+        .unwrap();
+    db.store.add_system("byres", "Main", true).await.unwrap();
+    let list = db
+        .store
+        .customer_list(&Visibility::of(operator), &nobody_connected, NOW)
+        .await
+        .unwrap();
+    assert_eq!(ids(&list), assigned);
+    assert_eq!(list[2].systems.len(), 1);
+
+    // A label added later counts at once; removing it takes it away
+    // (byprov goes; byres stays, now assigned by hand).
     db.store
         .update_user(
             operator.id,
@@ -754,7 +769,7 @@ async fn users_see_assigned_customers_and_admins_see_all(backend: Backend) {
             .visible_customer_ids(&Visibility::of(operator))
             .await
             .unwrap(),
-        ["byhand", "other"]
+        ["byhand", "byres", "other"]
     );
 }
 on_each_database!(users_see_assigned_customers_and_admins_see_all);
