@@ -292,6 +292,7 @@ async fn create_systems(db: &std::path::Path, count: usize) -> Result<Vec<Creds>
                 name: format!("Idle {c}"),
                 reseller: "reseller-a".into(),
                 provider: None,
+                ..Default::default()
             })
             .await
             .context("add_customer")?;

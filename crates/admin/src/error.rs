@@ -33,6 +33,30 @@ pub enum StoreError {
     #[error("unknown customer {0}")]
     UnknownCustomer(String),
 
+    /// A customer account setting breaks one of its rules; `field` names it.
+    #[error("{field}: {reason}")]
+    InvalidCustomerField {
+        field: CustomerField,
+        reason: &'static str,
+    },
+
+    /// A service password was to be stored or revealed, but the store was
+    /// given no seal key ([`crate::Store::with_seal_key`]).
+    #[error("service_password: no seal key is configured, so service passwords cannot be stored or revealed")]
+    NoSealKey,
+
+    /// The stored service password of this customer does not open with the
+    /// store's seal key: another key sealed it, or the value was altered.
+    #[error("the service password of customer {customer} cannot be decrypted: {reason}")]
+    Unseal {
+        customer: String,
+        reason: crate::seal::UnsealError,
+    },
+
+    /// The system's random number source failed while sealing.
+    #[error("sealing failed: {0}")]
+    Sealing(#[from] crate::seal::SealKeyError),
+
     #[error("customer {0} already exists")]
     DuplicateCustomer(String),
 
@@ -147,6 +171,46 @@ impl UserField {
 }
 
 impl std::fmt::Display for UserField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A customer account setting, as [`StoreError::InvalidCustomerField`]
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerField {
+    Name,
+    Reseller,
+    Provider,
+    ServiceUser,
+    ServicePassword,
+    Tags,
+    Phone,
+    Email,
+    Address,
+    Notes,
+}
+
+impl CustomerField {
+    /// The name used in messages (and by the API for its fields).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerField::Name => "name",
+            CustomerField::Reseller => "reseller",
+            CustomerField::Provider => "provider",
+            CustomerField::ServiceUser => "service_user",
+            CustomerField::ServicePassword => "service_password",
+            CustomerField::Tags => "tags",
+            CustomerField::Phone => "phone",
+            CustomerField::Email => "email",
+            CustomerField::Address => "address",
+            CustomerField::Notes => "notes",
+        }
+    }
+}
+
+impl std::fmt::Display for CustomerField {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }

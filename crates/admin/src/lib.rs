@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod connectivity;
+pub mod customer_query;
 pub mod error;
 pub mod failure_limit;
 pub mod http;
@@ -20,13 +21,17 @@ pub mod password;
 pub mod permissions;
 pub mod remote_support;
 pub mod role;
+pub mod seal;
 pub mod secret;
 pub mod store;
 
-pub use error::{PasswordPolicyError, StoreError, UserField};
+pub use error::{CustomerField, PasswordPolicyError, StoreError, UserField};
 pub use password::{verify_password, PhcHash};
 pub use role::{ParseRoleError, Role};
+pub use seal::SealKey;
 pub use store::{
-    Customer, Location, LoginOutcome, LoginPolicy, NewCustomer, NewUser, ProxyAccount, Store,
-    System, User, UserChanges, UserSettings,
+    Customer, CustomerChanges, CustomerDetails, CustomerListRow, CustomerSettings, ListedSystem,
+    Location, LoginOutcome, LoginPolicy, NewCustomer, NewSystem, NewUser, ProxyAccount,
+    ServicePassword, Store, System, SystemChanges, SystemKind, User, UserChanges, UserSettings,
+    Visibility,
 };

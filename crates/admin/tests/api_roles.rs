@@ -64,6 +64,7 @@ async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
             name: "Customer 100".into(),
             reseller: RESELLER.into(),
             provider: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -28,6 +28,7 @@ fn customer(id: &str, reseller: &str, provider: Option<&str>) -> NewCustomer {
         name: format!("Customer {id}"),
         reseller: reseller.into(),
         provider: provider.map(Into::into),
+        ..Default::default()
     }
 }
 
@@ -60,7 +61,7 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        4
+        5
     );
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
@@ -69,6 +70,7 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
             "initial",
             "alarms_and_site_status",
             "users",
+            "customer_details",
             "sessions_and_audit"
         ]
     );
@@ -87,6 +89,8 @@ async fn migrations_create_every_table(backend: Backend) {
         "user_labels",
         "password_history",
         "login_failures",
+        "customer_tags",
+        "customer_assignments",
         "sessions",
         "audit_log",
     ] {
@@ -543,6 +547,7 @@ async fn customer_fields_are_trimmed_and_blank_provider_is_none(backend: Backend
             name: " Name ".into(),
             reseller: " R ".into(),
             provider: Some("  ".into()),
+            ..Default::default()
         })
         .await
         .unwrap();

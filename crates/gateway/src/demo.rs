@@ -77,6 +77,7 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
                 name: "Demo Customer".into(),
                 reseller: OWNER.into(),
                 provider: None,
+                ..Default::default()
             })
             .await?;
     }

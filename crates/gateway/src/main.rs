@@ -322,6 +322,7 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                         name,
                         reseller,
                         provider,
+                        ..Default::default()
                     })
                     .await?;
                 println!("customer {} added ({})", c.id, c.name);

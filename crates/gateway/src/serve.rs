@@ -26,6 +26,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("database: {0}")]
     Store(#[from] admin::store::StoreError),
+    #[error("{0}")]
+    SealKey(#[from] admin::seal::SealKeyError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("admin listener downloads: {0}")]
@@ -65,13 +67,20 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeE
         .map_err(|source| ServeError::Bind { key, addr, source })
 }
 
+/// The key customers' service passwords are sealed with, in `data_dir`
+/// (created on first use, mode 0600): `comgate serve` and `comgate admin`
+/// read the same file, so either can reveal what the other stored. With a
+/// PostgreSQL database shared by several hosts, copy the file to each.
+pub const SEAL_KEY_FILE: &str = "seal.key";
+
 /// Opens the store the config names, SQLite or PostgreSQL (creating
-/// `data_dir`, which holds the certificates either way).
+/// `data_dir`, which holds the certificates and the seal key either way).
 pub async fn open_store(cfg: &ServeConfig) -> Result<Store, ServeError> {
     let location = cfg.database()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServeError::DataDir(cfg.data_dir.clone(), e))?;
-    let store = Store::open_at(&location).await?;
+    let key = admin::SealKey::load_or_create(&cfg.data_dir.join(SEAL_KEY_FILE))?;
+    let store = Store::open_at(&location).await?.with_seal_key(key);
     tracing::info!(kind = location.kind(), database = %location, "database open");
     Ok(store)
 }
@@ -281,6 +290,8 @@ mod tests {
                 name: "Example".into(),
                 reseller: "R".into(),
                 provider: None,
+                service_password: Some("service-pw".into()),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -288,6 +299,10 @@ mod tests {
         let again = open_store(cfg).await.unwrap();
         assert!(again.customer("12345").await.unwrap().is_some());
         assert!(cfg.data_dir.is_dir(), "data_dir is made either way");
+        // The next run (or `comgate admin`) reads the same seal key.
+        assert!(cfg.data_dir.join(SEAL_KEY_FILE).is_file());
+        let revealed = again.reveal_service_password("12345").await.unwrap();
+        assert_eq!(revealed.unwrap().expose(), "service-pw");
     }
 
     #[tokio::test]

@@ -118,6 +118,7 @@ impl From<StoreError> for ApiError {
         match error {
             E::InvalidField { field, .. } => ApiError::invalid(field, message),
             E::InvalidUserSetting { field, .. } => ApiError::invalid(field.as_str(), message),
+            E::InvalidCustomerField { field, .. } => ApiError::invalid(field.as_str(), message),
             E::WeakPassword(_) | E::PasswordReused => ApiError::invalid("password", message),
             E::InvalidCustomerId { .. } => ApiError::invalid("id", message),
             E::InvalidSystemName { .. } => ApiError::invalid("name", message),
@@ -139,6 +140,9 @@ impl From<StoreError> for ApiError {
             | E::Open { .. }
             | E::Migrate(_)
             | E::Hashing(_)
+            | E::NoSealKey
+            | E::Unseal { .. }
+            | E::Sealing(_)
             | E::Database(_) => {
                 tracing::error!(error = %message, "admin API storage error");
                 ApiError::internal()

@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (3, "users", include_str!("../../migrations/0003_users.sql")),
     (
+        4,
+        "customer_details",
+        include_str!("../../migrations/0004_customer_details.sql"),
+    ),
+    (
         5,
         "sessions_and_audit",
         include_str!("../../migrations/0005_sessions_and_audit.sql"),

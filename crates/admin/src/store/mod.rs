@@ -36,6 +36,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::error::ErrorKind;
@@ -44,6 +45,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
 use sqlx::{Decode, Postgres, Row, Sqlite, Type};
+
+use crate::seal::SealKey;
 
 /// Runs `$body` with `$pool` bound to the store's pool, whichever database
 /// it is on. The body is compiled once per database; it should end in plain
@@ -58,7 +61,9 @@ macro_rules! on_pool {
 }
 
 mod alarms;
+mod assignments;
 mod audit;
+mod customer_list;
 mod customers;
 mod login;
 mod migrations;
@@ -74,13 +79,17 @@ pub use crate::error::StoreError;
 pub use crate::names::system_label;
 pub use crate::role::Role;
 pub use alarms::{Alarm, Cleared};
+pub use assignments::Visibility;
 pub use audit::{Actor, AuditEvent, AuditQuery, AuditRecord};
-pub use customers::{Customer, NewCustomer};
+pub use customer_list::{CustomerListRow, ListedSystem};
+pub use customers::{
+    Customer, CustomerChanges, CustomerDetails, CustomerSettings, NewCustomer, ServicePassword,
+};
 pub use login::{LoginOutcome, LoginPolicy};
 pub use proxy_accounts::ProxyAccount;
 pub use sessions::{token_hash, NewSession, Session};
 pub use site_status::{Reported, SiteStatus};
-pub use systems::System;
+pub use systems::{NewSystem, System, SystemChanges, SystemKind};
 pub use users::{NewUser, User, UserChanges, UserSettings, SESSION_TIMEOUT_MINUTES};
 
 /// How long a SQLite write waits for another process's write to finish.
@@ -255,6 +264,9 @@ impl StoreRow for PgRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Seals and opens customers' service passwords; without it they can
+    /// be neither stored nor revealed (everything else works).
+    seal_key: Option<Arc<SealKey>>,
 }
 
 impl Store {
@@ -298,6 +310,7 @@ impl Store {
             .map_err(open_error)?;
         let store = Store {
             pool: Pool::Sqlite(pool),
+            seal_key: None,
         };
         store.migrate().await?;
         tracing::debug!(path = %path.display(), "database open (SQLite)");
@@ -324,10 +337,26 @@ impl Store {
             .map_err(open_error)?;
         let store = Store {
             pool: Pool::Postgres(pool),
+            seal_key: None,
         };
         store.migrate().await?;
         tracing::debug!(url = %redact_url(url), "database open (PostgreSQL)");
         Ok(store)
+    }
+
+    /// This store with `key` for customers' service passwords (see
+    /// [`crate::seal`]); every process on the database must use the same
+    /// key (`comgate serve` and `comgate admin` read `data_dir/seal.key`).
+    pub fn with_seal_key(self, key: SealKey) -> Store {
+        Store {
+            seal_key: Some(Arc::new(key)),
+            ..self
+        }
+    }
+
+    /// Whether service passwords can be stored and revealed.
+    pub fn has_seal_key(&self) -> bool {
+        self.seal_key.is_some()
     }
 
     /// "sqlite" or "postgres".

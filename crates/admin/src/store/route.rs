@@ -10,7 +10,7 @@ use crate::{Customer, PhcHash, StoreError, System};
 macro_rules! columns {
     () => {
         "s.id, s.customer_id, s.name, s.label, s.is_primary, s.secret_hash, s.created_at, \
-         s.updated_at, c.name AS customer_name, c.reseller, c.provider, \
+         s.updated_at, s.kind, s.profile, s.version, c.name AS customer_name, c.reseller, c.provider, \
          c.created_at AS customer_created_at, c.updated_at AS customer_updated_at \
          FROM systems s JOIN customers c ON c.id = s.customer_id"
     };
@@ -28,12 +28,16 @@ pub(super) const PRIMARY: &str = concat!(
 );
 
 fn from_row(row: &impl StoreRow) -> Result<(Customer, System), sqlx::Error> {
+    let is_primary = row.col("is_primary")?;
     let system = System {
         id: row.col("id")?,
         customer_id: row.col("customer_id")?,
         name: row.col("name")?,
         label: row.col("label")?,
-        is_primary: row.col("is_primary")?,
+        is_primary,
+        kind: super::systems::kind_from_row(row.col("kind")?, is_primary)?,
+        profile: row.col("profile")?,
+        version: row.col("version")?,
         secret_hash: PhcHash::from_phc(row.col("secret_hash")?),
         created_at: row.col("created_at")?,
         updated_at: row.col("updated_at")?,

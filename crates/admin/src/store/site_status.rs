@@ -64,7 +64,7 @@ const ALL: &str = "SELECT id, customer_id, label, is_primary, last_connected_at,
      last_auth_failure_at, remote_access, colocated_servers, centralized_management, \
      legacy_agent, agent_version FROM systems";
 
-fn from_row(row: &impl StoreRow) -> Result<SiteStatus, sqlx::Error> {
+pub(super) fn from_row(row: &impl StoreRow) -> Result<SiteStatus, sqlx::Error> {
     Ok(SiteStatus {
         system_id: row.col("id")?,
         customer_id: row.col("customer_id")?,

@@ -17,6 +17,119 @@ use crate::password::{hash_secret_async, verify_no_secret_async, verify_password
 use crate::secret::generate_agent_secret;
 use crate::{PhcHash, StoreError};
 
+/// Longest profile ("IP500 V2", "Server Edition", "ACCS", "Legacy", ...).
+pub const MAX_PROFILE_LEN: usize = 64;
+/// Longest software version string.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// The manual's system types: the primary server of a customer, and the
+/// secondary servers and expansion systems of a Server Edition network.
+/// `Primary` is exactly [`System::is_primary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemKind {
+    Primary,
+    Secondary,
+    Expansion,
+}
+
+impl SystemKind {
+    pub const ALL: [SystemKind; 3] = [
+        SystemKind::Primary,
+        SystemKind::Secondary,
+        SystemKind::Expansion,
+    ];
+
+    /// As stored and as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemKind::Primary => "primary",
+            SystemKind::Secondary => "secondary",
+            SystemKind::Expansion => "expansion",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SystemKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SystemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind column as read: NULL (a row written without it, by a
+/// migration or by hand) follows `is_primary`.
+pub(super) fn kind_from_row(
+    kind: Option<String>,
+    is_primary: bool,
+) -> Result<SystemKind, sqlx::Error> {
+    match kind {
+        None if is_primary => Ok(SystemKind::Primary),
+        None => Ok(SystemKind::Secondary),
+        Some(kind) => SystemKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown system kind {kind:?}").into())),
+    }
+}
+
+/// A system to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSystem {
+    pub name: String,
+    pub kind: SystemKind,
+    /// '' when unknown.
+    pub profile: String,
+    /// '' when unknown.
+    pub version: String,
+}
+
+impl NewSystem {
+    /// A system of `kind` without profile or version.
+    pub fn new(name: impl Into<String>, kind: SystemKind) -> NewSystem {
+        NewSystem {
+            name: name.into(),
+            kind,
+            profile: String::new(),
+            version: String::new(),
+        }
+    }
+}
+
+/// What [`Store::update_system`] changes: each `Some` replaces that field.
+/// The name (and so the label, part of the maintenance address) does not
+/// change here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemChanges {
+    /// Becoming `Primary` needs the customer to have no primary system;
+    /// leaving it leaves the customer without one.
+    pub kind: Option<SystemKind>,
+    pub profile: Option<String>,
+    /// The software version, as entered or as the site reports it.
+    pub version: Option<String>,
+}
+
+/// Profile and version: trimmed, no control characters, at most 64
+/// characters (both limits are 64).
+fn checked_short_text(field: &'static str, value: &str) -> Result<String, StoreError> {
+    const _: () = assert!(MAX_PROFILE_LEN == 64 && MAX_VERSION_LEN == 64);
+    let value = value.trim();
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::InvalidField {
+            field,
+            reason: "must not contain control characters",
+        });
+    }
+    if value.chars().count() > MAX_PROFILE_LEN {
+        return Err(StoreError::InvalidField {
+            field,
+            reason: "must be at most 64 characters",
+        });
+    }
+    Ok(value.to_owned())
+}
+
 /// A stored system.
 #[derive(Debug, Clone, Serialize)]
 pub struct System {
@@ -28,6 +141,12 @@ pub struct System {
     pub label: String,
     /// Whether an address without a system part means this system.
     pub is_primary: bool,
+    /// `Primary` exactly when `is_primary`.
+    pub kind: SystemKind,
+    /// The manual's "Profile" ('' when unknown).
+    pub profile: String,
+    /// Software version ('' when unknown).
+    pub version: String,
     /// argon2 hash of the agent secret.
     #[serde(skip)]
     pub secret_hash: PhcHash,
@@ -37,7 +156,8 @@ pub struct System {
 
 macro_rules! columns {
     () => {
-        "id, customer_id, name, label, is_primary, secret_hash, created_at, updated_at"
+        "id, customer_id, name, label, is_primary, secret_hash, created_at, updated_at, kind, \
+         profile, version"
     };
 }
 
@@ -46,20 +166,28 @@ const OF_CUSTOMER: &str = concat!(
     columns!(),
     " FROM systems WHERE customer_id = $1"
 );
+const BY_ID: &str = concat!("SELECT ", columns!(), " FROM systems WHERE id = $1");
 const INSERT: &str = concat!(
-    "INSERT INTO systems (id, customer_id, name, label, is_primary, secret_hash, created_at, updated_at) ",
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+    "INSERT INTO systems (id, customer_id, name, label, is_primary, secret_hash, created_at, ",
+    "updated_at, kind, profile, version) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) RETURNING ",
     columns!()
 );
+const UPDATE: &str = "UPDATE systems SET kind = $2, is_primary = $3, profile = $4, version = $5, \
+     updated_at = $6 WHERE id = $1";
 const SET_SECRET: &str = "UPDATE systems SET secret_hash = $1, updated_at = $2 WHERE id = $3";
 
 fn from_row(row: &impl StoreRow) -> Result<System, sqlx::Error> {
+    let is_primary = row.col("is_primary")?;
     Ok(System {
         id: row.col("id")?,
         customer_id: row.col("customer_id")?,
         name: row.col("name")?,
         label: row.col("label")?,
-        is_primary: row.col("is_primary")?,
+        is_primary,
+        kind: kind_from_row(row.col("kind")?, is_primary)?,
+        profile: row.col("profile")?,
+        version: row.col("version")?,
         secret_hash: PhcHash::from_phc(row.col("secret_hash")?),
         created_at: row.col("created_at")?,
         updated_at: row.col("updated_at")?,
@@ -78,8 +206,26 @@ impl Store {
         name: &str,
         primary: bool,
     ) -> Result<(System, String), StoreError> {
+        let kind = if primary {
+            SystemKind::Primary
+        } else {
+            SystemKind::Secondary
+        };
+        self.add_system_with(customer_id, NewSystem::new(name, kind))
+            .await
+    }
+
+    /// [`Store::add_system`] with the system's kind, profile and version.
+    pub async fn add_system_with(
+        &self,
+        customer_id: &str,
+        new: NewSystem,
+    ) -> Result<(System, String), StoreError> {
         let customer = lookup_key(customer_id);
-        let name = required("name", name)?;
+        let name = required("name", &new.name)?;
+        let primary = new.kind == SystemKind::Primary;
+        let profile = checked_short_text("profile", &new.profile)?;
+        let version = checked_short_text("version", &new.version)?;
         let label = system_label(&name).ok_or_else(|| StoreError::InvalidSystemName {
             name: name.clone(),
             reason: "needs at least one letter or digit",
@@ -101,6 +247,9 @@ impl Store {
             .bind(primary)
             .bind(hash.expose())
             .bind(now())
+            .bind(new.kind.as_str())
+            .bind(&profile)
+            .bind(&version)
             .fetch_one(pool)
             .await
             .and_then(|row| from_row(&row)));
@@ -147,6 +296,82 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The system with this id, if any.
+    pub async fn system_by_id(&self, id: i64) -> Result<Option<System>, StoreError> {
+        let system = on_pool!(self, |pool| {
+            let row = sqlx::query(BY_ID).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(system)
+    }
+
+    /// Changes the kind, profile or version of system `id`.
+    ///
+    /// Errors: `UnknownSystemId`, `InvalidField` (profile, version),
+    /// `PrimaryExists` (another system of the customer is primary).
+    pub async fn update_system(
+        &self,
+        id: i64,
+        changes: SystemChanges,
+    ) -> Result<System, StoreError> {
+        let system = self
+            .system_by_id(id)
+            .await?
+            .ok_or(StoreError::UnknownSystemId(id))?;
+        let kind = changes.kind.unwrap_or(system.kind);
+        let profile = match &changes.profile {
+            Some(profile) => checked_short_text("profile", profile)?,
+            None => system.profile.clone(),
+        };
+        let version = match &changes.version {
+            Some(version) => checked_short_text("version", version)?,
+            None => system.version.clone(),
+        };
+        let primary = kind == SystemKind::Primary;
+        let becomes_primary = primary && !system.is_primary;
+        let primary_error = |existing: System| StoreError::PrimaryExists {
+            customer: system.customer_id.clone(),
+            label: existing.label,
+        };
+        if becomes_primary {
+            if let Some(existing) = self.system(&system.customer_id, None).await? {
+                return Err(primary_error(existing));
+            }
+        }
+        let at = now();
+        let result = on_pool!(self, |pool| sqlx::query(UPDATE)
+            .bind(id)
+            .bind(kind.as_str())
+            .bind(primary)
+            .bind(&profile)
+            .bind(&version)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()));
+        match result {
+            Ok(0) => Err(StoreError::UnknownSystemId(id)),
+            Ok(_) => {
+                tracing::info!(customer = %system.customer_id, system = %system.label, %kind, "system updated");
+                Ok(System {
+                    is_primary: primary,
+                    kind,
+                    profile,
+                    version,
+                    updated_at: at,
+                    ..system
+                })
+            }
+            Err(e) if is_unique_violation(&e) && becomes_primary => {
+                match self.system(&system.customer_id, None).await? {
+                    Some(existing) => Err(primary_error(existing)),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The system `label` of a customer, or its primary system for `None`.
