@@ -7,7 +7,7 @@
 //! does not exist: never listed, and reported `unknown` when asked to clear.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
 use axum::Json;
@@ -376,15 +376,11 @@ async fn clear_visible(
     ids: &[i64],
     visible: &[Alarm],
 ) -> Result<ClearedBody, ApiError> {
-    let mut unique: Vec<i64> = Vec::with_capacity(ids.len());
-    for &id in ids {
-        if !unique.contains(&id) {
-            unique.push(id);
-        }
-    }
-    let (mine, invisible): (Vec<i64>, Vec<i64>) = unique
-        .into_iter()
-        .partition(|id| visible.iter().any(|a| a.id == *id));
+    let mut asked = HashSet::new();
+    let unique: Vec<i64> = ids.iter().copied().filter(|id| asked.insert(*id)).collect();
+    let seen: HashSet<i64> = visible.iter().map(|a| a.id).collect();
+    let (mine, invisible): (Vec<i64>, Vec<i64>) =
+        unique.into_iter().partition(|id| seen.contains(id));
     let mut cleared = if mine.is_empty() {
         Cleared::default()
     } else {
