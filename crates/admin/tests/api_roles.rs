@@ -22,24 +22,35 @@ use serde_json::{json, Value};
 const PASSWORD: &str = "Role-pass-12";
 const RESELLER: &str = "Reseller A";
 const CUSTOMER: &str = "100";
+const SYSTEM: &str = "ipo-main";
 
 /// The request that performs `action`, if an endpoint does.
 fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
     let get = |path: &str| Some((Method::GET, path.to_owned(), None));
     match action {
         Action::ViewAuditLog => get("/com/api/audit"),
-        Action::ViewDashboard
-        | Action::ViewAlarms
-        | Action::ViewCustomerList
+        Action::ViewDashboard => get("/com/api/dashboard"),
+        Action::ViewAlarms => get("/com/api/alarms"),
+        Action::ClearAlarms => Some((
+            Method::POST,
+            "/com/api/alarms/clear-type".to_owned(),
+            Some(json!({"type": "Services"})),
+        )),
+        Action::ViewRemoteSupportAddresses => get(&format!(
+            "/com/api/customers/{CUSTOMER}/systems/{SYSTEM}/remote-support"
+        )),
+        Action::ViewProxyAccounts => get("/com/api/proxy-accounts"),
+        Action::SetProxyAccounts => Some((
+            Method::PUT,
+            "/com/api/proxy-accounts/Reseller%20A".to_owned(),
+            Some(json!({"username": "ra-maint", "password": "Maint-pass-12"})),
+        )),
+        Action::ViewCustomerList
         | Action::ViewCustomerDetails
-        | Action::ViewRemoteSupportAddresses
         | Action::AddDeleteCustomers
         | Action::EditCustomers
         | Action::CreateComUsers
-        | Action::AssignComUsers
-        | Action::ClearAlarms
-        | Action::ViewProxyAccounts
-        | Action::SetProxyAccounts => None,
+        | Action::AssignComUsers => None,
         // Later issues: jobs, files, backups, preferences.
         Action::LaunchApplication
         | Action::BackupRestore
@@ -61,6 +72,10 @@ async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
             reseller: RESELLER.into(),
             provider: None,
         })
+        .await
+        .unwrap();
+    db.store
+        .add_system(CUSTOMER, "IPO Main", true)
         .await
         .unwrap();
     let labels = if permissions::sees_all_customers(role) {
