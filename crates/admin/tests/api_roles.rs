@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 const PASSWORD: &str = "Role-pass-12";
 const RESELLER: &str = "Reseller A";
 const CUSTOMER: &str = "100";
+const SYSTEM: &str = "ipo-main";
 
 /// The request that performs `action`, if an endpoint does.
 fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
@@ -33,17 +34,27 @@ fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
             "/com/api/users".to_owned(),
             Some(json!({"username": "made", "password": "Made-pass-12", "role": "operator"})),
         )),
-        Action::ViewDashboard
-        | Action::ViewAlarms
-        | Action::ViewCustomerList
+        Action::ViewDashboard => get("/com/api/dashboard"),
+        Action::ViewAlarms => get("/com/api/alarms"),
+        Action::ClearAlarms => Some((
+            Method::POST,
+            "/com/api/alarms/clear-type".to_owned(),
+            Some(json!({"type": "Services"})),
+        )),
+        Action::ViewRemoteSupportAddresses => get(&format!(
+            "/com/api/customers/{CUSTOMER}/systems/{SYSTEM}/remote-support"
+        )),
+        Action::ViewProxyAccounts => get("/com/api/proxy-accounts"),
+        Action::SetProxyAccounts => Some((
+            Method::PUT,
+            "/com/api/proxy-accounts/Reseller%20A".to_owned(),
+            Some(json!({"username": "ra-maint", "password": "Maint-pass-12"})),
+        )),
+        Action::ViewCustomerList
         | Action::ViewCustomerDetails
-        | Action::ViewRemoteSupportAddresses
         | Action::AddDeleteCustomers
         | Action::EditCustomers
-        | Action::AssignComUsers
-        | Action::ClearAlarms
-        | Action::ViewProxyAccounts
-        | Action::SetProxyAccounts => None,
+        | Action::AssignComUsers => None,
         // Later issues: jobs, files, backups, preferences.
         Action::LaunchApplication
         | Action::BackupRestore
@@ -66,6 +77,10 @@ async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
             provider: None,
             ..Default::default()
         })
+        .await
+        .unwrap();
+    db.store
+        .add_system(CUSTOMER, "IPO Main", true)
         .await
         .unwrap();
     let labels = if permissions::sees_all_customers(role) {

@@ -9,11 +9,16 @@
 //! router below merges; handlers take a [`session::Caller`] (authenticated,
 //! idle time and CSRF checked) and ask it `require(action)` before acting.
 
+pub mod alarms;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod json;
 pub mod page;
+pub mod proxy_accounts;
+pub mod remote_support;
+pub mod scope;
 pub mod session;
 pub mod state;
 pub mod users;
@@ -67,6 +72,10 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(auth::routes())
         .merge(audit::routes())
         .merge(users::routes())
+        .merge(alarms::routes())
+        .merge(proxy_accounts::routes())
+        .merge(remote_support::routes())
+        .merge(dashboard::routes())
 }
 
 /// Answers any operation may give besides its own, so that the document

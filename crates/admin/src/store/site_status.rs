@@ -63,6 +63,9 @@ const AUTH_FAILED: &str =
 const ALL: &str = "SELECT id, customer_id, label, is_primary, last_connected_at, last_seen_at, \
      last_auth_failure_at, remote_access, colocated_servers, centralized_management, \
      legacy_agent, agent_version FROM systems";
+const ONE: &str = "SELECT id, customer_id, label, is_primary, last_connected_at, last_seen_at, \
+     last_auth_failure_at, remote_access, colocated_servers, centralized_management, \
+     legacy_agent, agent_version FROM systems WHERE id = $1";
 
 pub(super) fn from_row(row: &impl StoreRow) -> Result<SiteStatus, sqlx::Error> {
     Ok(SiteStatus {
@@ -144,5 +147,17 @@ impl Store {
         });
         all.sort_by_key(|s| s.system_id);
         Ok(all)
+    }
+
+    /// The stored observation of one system, if it exists.
+    pub async fn site_status(&self, system_id: i64) -> Result<Option<SiteStatus>, StoreError> {
+        let status = on_pool!(self, |pool| {
+            let row = sqlx::query(ONE)
+                .bind(system_id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()?
+        });
+        Ok(status)
     }
 }
