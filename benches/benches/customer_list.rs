@@ -155,7 +155,7 @@ fn bench(c: &mut Criterion) {
     let connected: HashSet<i64> = (1..=CUSTOMERS * SYSTEMS_PER_CUSTOMER)
         .filter(|id| id % 4 != 0)
         .collect();
-    let connected_now = |id: i64| connected.contains(&id);
+    let connected_now = |s: &admin::store::SiteStatus| connected.contains(&s.system_id);
     let list = |visibility: Visibility| {
         rt.block_on(store.customer_list(&visibility, &connected_now, NOW))
             .unwrap()

@@ -25,7 +25,8 @@ const CUSTOMER: &str = "100";
 const SYSTEM: &str = "ipo-main";
 
 /// The request that performs `action`, if an endpoint does.
-fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
+/// `target` is an Operator the probing user may assign (one it created).
+fn probe(action: Action, target: i64) -> Option<(Method, String, Option<Value>)> {
     let get = |path: &str| Some((Method::GET, path.to_owned(), None));
     match action {
         Action::ViewAuditLog => get("/com/api/audit"),
@@ -50,11 +51,23 @@ fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
             "/com/api/proxy-accounts/Reseller%20A".to_owned(),
             Some(json!({"username": "ra-maint", "password": "Maint-pass-12"})),
         )),
-        Action::ViewCustomerList
-        | Action::ViewCustomerDetails
-        | Action::AddDeleteCustomers
-        | Action::EditCustomers
-        | Action::AssignComUsers => None,
+        Action::ViewCustomerList => get("/com/api/customers"),
+        Action::ViewCustomerDetails => get(&format!("/com/api/customers/{CUSTOMER}")),
+        Action::AddDeleteCustomers => Some((
+            Method::POST,
+            "/com/api/customers".to_owned(),
+            Some(json!({"id": "200", "name": "New", "reseller": RESELLER})),
+        )),
+        Action::EditCustomers => Some((
+            Method::PATCH,
+            format!("/com/api/customers/{CUSTOMER}"),
+            Some(json!({"notes": "probed"})),
+        )),
+        Action::AssignComUsers => Some((
+            Method::PUT,
+            format!("/com/api/customers/{CUSTOMER}/assignments/{target}"),
+            Some(json!({})),
+        )),
         // Later issues: jobs, files, backups, preferences.
         Action::LaunchApplication
         | Action::BackupRestore
@@ -67,7 +80,9 @@ fn probe(action: Action) -> Option<(Method, String, Option<Value>)> {
     }
 }
 
-async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
+/// A database with the test customer and the probing user of `role`, and
+/// an Operator the probing user created (the one it may assign).
+async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi, i64) {
     let db = TestDb::new(backend).await;
     db.store
         .add_customer(NewCustomer {
@@ -88,7 +103,8 @@ async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
     } else {
         vec![RESELLER.to_owned()]
     };
-    db.store
+    let prober = db
+        .store
         .add_user_with(
             NewUser {
                 username: "probe".into(),
@@ -103,16 +119,33 @@ async fn setup(backend: Backend, role: Role) -> (TestDb, TestApi) {
         )
         .await
         .unwrap();
+    if role == Role::Supervisor {
+        // A Supervisor assigns only to customers assigned to itself.
+        db.store.assign_customer(prober.id, CUSTOMER).await.unwrap();
+    }
+    let target = db
+        .store
+        .add_user_with(
+            NewUser {
+                username: "target".into(),
+                password: PASSWORD.into(),
+                role: Role::Operator,
+                settings: UserSettings::default(),
+            },
+            (role == Role::Supervisor).then_some(prober.id),
+        )
+        .await
+        .unwrap();
     let api = TestApi::new(db.store.clone());
-    (db, api)
+    (db, api, target.id)
 }
 
 async fn the_matrix_holds_for(backend: Backend, role: Role) {
-    let (_db, api) = setup(backend, role).await;
+    let (_db, api, target) = setup(backend, role).await;
     let client = api.logged_in("probe", PASSWORD).await;
     let mut wrong = Vec::new();
     for (action, _) in MATRIX {
-        let Some((method, path, body)) = probe(*action) else {
+        let Some((method, path, body)) = probe(*action, target) else {
             continue;
         };
         let answer = client.send(method.clone(), &path, body).await;
@@ -160,7 +193,7 @@ async fn actions_without_a_probe_have_no_endpoint() {
     let unprobed: Vec<Action> = MATRIX
         .iter()
         .map(|(a, _)| *a)
-        .filter(|a| probe(*a).is_none())
+        .filter(|a| probe(*a, 1).is_none())
         .collect();
     for (action, words) in [
         (Action::BackupRestore, "/backup"),

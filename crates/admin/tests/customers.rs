@@ -74,7 +74,7 @@ fn ids(rows: &[CustomerListRow]) -> Vec<&str> {
     rows.iter().map(|r| r.id()).collect()
 }
 
-fn nobody_connected(_: i64) -> bool {
+fn nobody_connected(_: &admin::store::SiteStatus) -> bool {
     false
 }
 
@@ -1085,7 +1085,7 @@ async fn list_fixture(db: &TestDb) -> (HashSet<i64>, Vec<i64>) {
 async fn the_list_carries_systems_status_alarms_and_connectivity(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (connected, system_ids) = list_fixture(&db).await;
-    let connected_now = |id: i64| connected.contains(&id);
+    let connected_now = |s: &admin::store::SiteStatus| connected.contains(&s.system_id);
     let rows = db
         .store
         .customer_list(&Visibility::All, &connected_now, NOW)
@@ -1149,7 +1149,7 @@ on_each_database!(the_list_carries_systems_status_alarms_and_connectivity);
 async fn the_query_searches_filters_sorts_and_pages(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (connected, _) = list_fixture(&db).await;
-    let connected_now = |id: i64| connected.contains(&id);
+    let connected_now = |s: &admin::store::SiteStatus| connected.contains(&s.system_id);
     let rows = db
         .store
         .customer_list(&Visibility::All, &connected_now, NOW)

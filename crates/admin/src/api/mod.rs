@@ -12,6 +12,7 @@
 pub mod alarms;
 pub mod audit;
 pub mod auth;
+pub mod customers;
 pub mod dashboard;
 pub mod error;
 pub mod json;
@@ -72,6 +73,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(auth::routes())
         .merge(audit::routes())
         .merge(users::routes())
+        .merge(customers::routes())
         .merge(alarms::routes())
         .merge(proxy_accounts::routes())
         .merge(remote_support::routes())

@@ -136,7 +136,7 @@ impl Store {
     pub async fn customer_list(
         &self,
         visibility: &Visibility,
-        connected_now: &(dyn Fn(i64) -> bool + Sync),
+        connected_now: &(dyn Fn(&SiteStatus) -> bool + Sync),
         now: i64,
     ) -> Result<Vec<CustomerListRow>, StoreError> {
         type Rows = (
@@ -187,9 +187,7 @@ impl Store {
         }
         let mut systems_of: HashMap<String, Vec<ListedSystem>> = HashMap::new();
         for mut system in systems {
-            let observation = system
-                .status
-                .observation(connected_now(system.status.system_id));
+            let observation = system.status.observation(connected_now(&system.status));
             system.connectivity = connectivity(&observation, now);
             systems_of
                 .entry(system.status.customer_id.clone())

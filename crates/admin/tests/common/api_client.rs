@@ -2,10 +2,11 @@
 //! (no sockets), keeps the session cookie and CSRF token as a browser
 //! script would, and lets the test move the API's clock.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use admin::api::{self, ApiConfig, ApiState, ManualClock, NothingConnected};
+use admin::api::{self, ApiConfig, ApiState, LiveStatus, ManualClock};
 use admin::http::PeerAddr;
 use admin::remote_support::Deployment;
 use admin::Store;
@@ -42,6 +43,31 @@ pub fn test_deployment() -> Deployment {
     }
 }
 
+/// The systems a test says are connected now, as `(customer, label)`.
+#[derive(Default)]
+pub struct Connected(pub Mutex<HashSet<(String, String)>>);
+
+impl Connected {
+    pub fn set(&self, customer: &str, label: &str, connected: bool) {
+        let key = (customer.to_owned(), label.to_owned());
+        let mut set = self.0.lock().unwrap();
+        if connected {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+}
+
+impl LiveStatus for Connected {
+    fn is_connected(&self, customer: &str, system_label: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .contains(&(customer.to_owned(), system_label.to_owned()))
+    }
+}
+
 /// The API of one store, with a manual clock.
 #[derive(Clone)]
 pub struct TestApi {
@@ -49,6 +75,8 @@ pub struct TestApi {
     pub state: ApiState,
     pub clock: Arc<ManualClock>,
     pub store: Store,
+    /// What the API takes as connected now.
+    pub live: Arc<Connected>,
 }
 
 impl TestApi {
@@ -56,15 +84,19 @@ impl TestApi {
         Self::with_config(store, ApiConfig::new(test_deployment()))
     }
 
+    /// The API as serve runs it: its store holds a seal key (for service
+    /// passwords).
     pub fn with_config(store: Store, config: ApiConfig) -> Self {
+        let store = store.with_seal_key(admin::seal::SealKey::from_bytes([7; 32]));
         let clock = Arc::new(ManualClock::new(START));
-        let state = ApiState::new(store.clone(), Arc::new(NothingConnected), config)
-            .with_clock(clock.clone());
+        let live = Arc::new(Connected::default());
+        let state = ApiState::new(store.clone(), live.clone(), config).with_clock(clock.clone());
         TestApi {
             router: api::router(state.clone()),
             state,
             clock,
             store,
+            live,
         }
     }
 
