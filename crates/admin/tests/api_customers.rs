@@ -7,7 +7,7 @@
 
 mod common;
 
-use admin::store::Reported;
+use admin::store::{Reported, SystemChanges};
 use admin::{NewCustomer, NewUser, Role, UserSettings};
 use axum::http::StatusCode;
 use common::api_client::{Client, TestApi};
@@ -75,6 +75,7 @@ on_each_database!(
     supervisors_assign_their_operators_to_their_customers,
     the_list_searches_filters_sorts_and_pages,
     connectivity_follows_the_live_view,
+    dashboard_counts_link_to_the_lists_they_count,
 );
 
 async fn administrators_add_edit_and_delete_customers(backend: Backend) {
@@ -343,4 +344,98 @@ async fn connectivity_follows_the_live_view(backend: Backend) {
     let offline = admin.get("/com/api/customers?state=offline").await;
     assert_eq!(ids(&offline.body), ["1"], "{offline:?}");
     assert_ne!(offline.body["items"][0]["connectivity"]["colour"], "green");
+}
+
+async fn dashboard_counts_link_to_the_lists_they_count(backend: Backend) {
+    let (_db, api, admin) = setup(backend).await;
+    for (id, reseller, version, tags) in [
+        ("1", "Reseller A", "11.1", vec!["gold"]),
+        ("2", "Reseller A", "12.0 SP1", vec!["gold", "north"]),
+        ("3", "Reseller B", "11.1", vec![]),
+    ] {
+        add_customer(&api, id, &format!("Customer {id}"), reseller, None).await;
+        let (system, _) = api.store.add_system(id, "ipo1", true).await.unwrap();
+        api.store
+            .update_system(
+                system.id,
+                SystemChanges {
+                    version: Some(version.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if !tags.is_empty() {
+            admin
+                .patch(&format!("/com/api/customers/{id}"), json!({"tags": tags}))
+                .await;
+        }
+    }
+    api.live.set("2", "ipo1", true);
+    api.store
+        .record_site_connected(
+            api.store
+                .system("2", Some("ipo1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            &Reported {
+                remote_access: true,
+                ..Default::default()
+            },
+            common::api_client::START,
+        )
+        .await
+        .unwrap();
+    add_user(&api, "op", Role::Operator, &["Reseller A"], None).await;
+    let operator = api.logged_in("op", USER_PW).await;
+
+    for (client, total) in [(&admin, 3), (&operator, 2)] {
+        let board = client.get("/com/api/dashboard").await;
+        assert_eq!(board.status, StatusCode::OK, "{board:?}");
+        let section = &board.body["customers"];
+        assert_eq!(section["total"], total);
+        let mut followed = 0;
+        for group in ["by_state", "by_version", "by_tag"] {
+            let mut sum = 0;
+            for count in section[group].as_array().unwrap() {
+                let link = count["link"].as_str().unwrap();
+                let listed = client.get(link).await;
+                assert_eq!(listed.status, StatusCode::OK, "{link}: {listed:?}");
+                assert_eq!(listed.body["total"], count["count"], "{group}: {link}");
+                sum += count["count"].as_i64().unwrap();
+                followed += 1;
+            }
+            if group == "by_state" {
+                // Each customer has exactly one state.
+                assert_eq!(sum, total, "{section}");
+            }
+        }
+        assert!(followed >= 8, "{section}");
+    }
+    let board = admin.get("/com/api/dashboard").await;
+    let versions: Vec<(String, i64)> = board.body["customers"]["by_version"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["value"].as_str().unwrap().to_owned(),
+                c["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [("11.1".to_owned(), 2), ("12.0 SP1".to_owned(), 1)]
+    );
+    let connected = board.body["customers"]["by_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"] == "connected")
+        .unwrap()
+        .clone();
+    assert_eq!(connected["count"], 1);
 }

@@ -55,6 +55,7 @@ on_each_database!(
     the_audit_log_is_for_administrators_and_pages,
     sessions_nobody_returns_to_are_purged_but_wallboards_stay,
     one_address_guessing_many_names_is_blocked,
+    a_wallboard_stays_on_its_display_after_the_timeout,
 );
 
 async fn login_sets_a_strict_cookie_and_starts_a_session(backend: Backend) {
@@ -512,4 +513,50 @@ async fn one_address_guessing_many_names_is_blocked(backend: Backend) {
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{answer:?}");
     assert_eq!(answer.code(), "too_many_failures");
     assert!(answer.headers.contains_key(header::RETRY_AFTER));
+}
+
+async fn a_wallboard_stays_on_its_display_after_the_timeout(backend: Backend) {
+    let (_db, api) = api_with_admin(backend).await;
+    add_user(
+        &api,
+        "board",
+        Role::ReadOnly,
+        UserSettings {
+            wallboard: true,
+            session_timeout_minutes: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut board = api.logged_in("board", USER_PW).await;
+    assert_eq!(board.get("/com/api/dashboard").await.status, StatusCode::OK);
+    let display = "/com/api/customers?sort=name";
+    assert_eq!(board.get(display).await.status, StatusCode::OK);
+    // Before the timeout it navigates freely.
+    api.clock.advance(299);
+    assert_eq!(board.get("/com/api/alarms").await.status, StatusCode::OK);
+    assert_eq!(board.get(display).await.status, StatusCode::OK);
+    // Past it: still logged in, refreshing its display (in the background
+    // too), but nothing else.
+    api.clock.advance(300);
+    assert_eq!(board.get(display).await.status, StatusCode::OK);
+    board.background = true;
+    api.clock.advance(3600);
+    assert_eq!(board.get(display).await.status, StatusCode::OK);
+    board.background = false;
+    for other in [
+        "/com/api/dashboard",
+        "/com/api/customers?sort=id",
+        "/com/api/alarms",
+    ] {
+        let answer = board.get(other).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{other}");
+        assert_eq!(answer.code(), "wallboard_locked", "{other}");
+    }
+    let me = board.get("/com/api/session").await;
+    assert_eq!(me.body["wallboard_view"], "/customers?sort=name");
+    assert_eq!(
+        board.post("/com/api/logout", json!({})).await.status,
+        StatusCode::NO_CONTENT
+    );
 }

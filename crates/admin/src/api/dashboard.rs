@@ -3,8 +3,9 @@
 //! counts (the manual: "click alarm information on the dashboard to display
 //! the alarm list pre-filtered with only matching alarms").
 //!
-//! Sections sit side by side in [`Dashboard`]; the alarm section is here,
-//! the customer section is added beside it.
+//! Sections sit side by side in [`Dashboard`]: the customers by
+//! connectivity state, by system version and by tag, and the alarms by
+//! severity and by type.
 
 use axum::extract::State;
 use axum::Json;
@@ -14,14 +15,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use std::collections::BTreeMap;
+
 use super::alarms::visible_alarms;
+use super::customers::visible_rows;
 use super::error::{ApiError, ErrorBody};
 use super::scope::Scope;
 use super::session::Caller;
 use super::state::ApiState;
 use super::BASE;
+use crate::connectivity::State as ConnectivityState;
 use crate::permissions::Action;
-use crate::store::Alarm;
+use crate::store::{Alarm, CustomerListRow};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(dashboard))
@@ -30,7 +35,87 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// The dashboard, one section per kind of thing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Dashboard {
+    pub customers: CustomerSummary,
     pub alarms: AlarmSummary,
+}
+
+/// The visible customers, counted three ways.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerSummary {
+    pub total: i64,
+    /// Every connectivity state (zero counts included).
+    pub by_state: Vec<Count>,
+    /// Each system version in use: customers with a system of it.
+    pub by_version: Vec<Count>,
+    /// Each tag in use: customers with it.
+    pub by_tag: Vec<Count>,
+}
+
+/// One count of the customer section.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Count {
+    /// The state, version or tag counted.
+    pub value: String,
+    pub count: i64,
+    /// The customer list of exactly these customers.
+    #[schema(example = "/com/api/customers?state=offline")]
+    pub link: String,
+}
+
+fn customers_link(parameter: &str, value: &str) -> String {
+    let query = serde_urlencoded::to_string([(parameter, value)]).unwrap_or_default();
+    format!("{BASE}/customers?{query}")
+}
+
+/// Counts per value, with links, for values `of` each customer gives.
+fn counts_by<'a>(
+    rows: &'a [CustomerListRow],
+    parameter: &str,
+    of: impl Fn(&'a CustomerListRow) -> Vec<&'a str>,
+) -> Vec<Count> {
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in rows {
+        let mut values = of(row);
+        values.sort_unstable();
+        values.dedup();
+        for value in values.into_iter().filter(|v| !v.is_empty()) {
+            *counts.entry(value).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(value, count)| Count {
+            value: value.to_owned(),
+            count,
+            link: customers_link(parameter, value),
+        })
+        .collect()
+}
+
+/// The customer section over `rows` (the visible customers).
+pub fn customer_summary(rows: &[CustomerListRow]) -> CustomerSummary {
+    CustomerSummary {
+        total: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        by_state: ConnectivityState::ALL
+            .into_iter()
+            .map(|state| Count {
+                value: state.as_str().to_owned(),
+                count: i64::try_from(
+                    rows.iter()
+                        .filter(|r| r.connectivity.state == state)
+                        .count(),
+                )
+                .unwrap_or(i64::MAX),
+                link: customers_link("state", state.as_str()),
+            })
+            .collect(),
+        by_version: counts_by(rows, "version", |r| {
+            r.systems.iter().map(|s| s.version.as_str()).collect()
+        }),
+        by_tag: counts_by(rows, "tag", |r| {
+            r.details.settings.tags.iter().map(String::as_str).collect()
+        }),
+    }
 }
 
 /// The alarms of the visible customers, counted two ways.
@@ -104,7 +189,9 @@ async fn dashboard(
     caller.require(Action::ViewAlarms)?;
     let scope = Scope::of(&state.store, &caller).await?;
     let alarms = visible_alarms(&state, &scope).await?;
+    let rows = visible_rows(&state, &caller).await?;
     Ok(Json(Dashboard {
+        customers: customer_summary(&rows),
         alarms: alarm_summary(&alarms),
     }))
 }
