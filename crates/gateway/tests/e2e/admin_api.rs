@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
-use crate::support::comgate::Gateway;
+use crate::support::comgate::{Agent, Gateway};
 use crate::support::process::run as run_cmd;
-use crate::support::site::Tenant;
+use crate::support::site::{Tenant, CUSTOMER};
 use crate::support::{run, secs, tools, Harness, DOMAIN};
 
 const PASSWORD: &str = "Admin-pass-1";
@@ -103,17 +103,7 @@ async fn an_administrator_logs_in_with_curl_and_csrf_guards_changes() {
         require_tools!("curl");
         let tenant = Tenant::start(&h).await?;
         let gw = &tenant.gw;
-        gw.admin(&[
-            "user",
-            "add",
-            "--username",
-            "root",
-            "--password",
-            PASSWORD,
-            "--role",
-            "administrator",
-        ])
-        .await?;
+        add_root(gw).await?;
         let curl = ApiCurl::new(&h, gw)?;
 
         let (status, body) = curl.call("GET", "/com/api/session", &[], None).await?;
@@ -200,6 +190,101 @@ async fn an_administrator_logs_in_with_curl_and_csrf_guards_changes() {
             ],
             "{seen:?}"
         );
+        Ok(())
+    })
+    .await
+}
+
+impl ApiCurl {
+    /// Logs in as the Administrator `root`.
+    async fn login(&self) -> Result<()> {
+        let login = format!(r#"{{"username": "root", "password": "{PASSWORD}"}}"#);
+        let (status, body) = self
+            .call("POST", "/com/api/login", &[], Some(&login))
+            .await?;
+        ensure!(status == 200, "login: {status} {body}");
+        Ok(())
+    }
+
+    /// Polls `path` until `done` holds for its answer (10 s at most).
+    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + secs(10);
+        loop {
+            let (status, body) = self.call("GET", path, &[], None).await?;
+            ensure!(status == 200, "{path}: {status} {body}");
+            if done(&body) {
+                return Ok(body);
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: still {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn add_root(gw: &Gateway) -> Result<()> {
+    gw.admin(&[
+        "user",
+        "add",
+        "--username",
+        "root",
+        "--password",
+        PASSWORD,
+        "--role",
+        "administrator",
+    ])
+    .await?;
+    Ok(())
+}
+
+/// The customer list's connectivity comes from serve's hub: a real agent
+/// connecting turns the customer green ("connected"), its end turns it
+/// offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_customer_list_follows_a_real_agent() {
+    run(|h: Harness| async move {
+        require_tools!("curl");
+        let tenant = Tenant::start(&h).await?;
+        let gw = &tenant.gw;
+        add_root(gw).await?;
+        let curl = ApiCurl::new(&h, gw)?;
+        curl.login().await?;
+
+        let waiting = curl
+            .wait_for("/com/api/customers", |b| b["total"] == 1)
+            .await?;
+        let item = &waiting["items"][0];
+        ensure!(item["id"] == CUSTOMER, "{item}");
+        ensure!(
+            item["connectivity"]["state"] == "waiting_for_initial_connection",
+            "{item}"
+        );
+
+        let mut agent = Agent::start(gw, &tenant.agent_config()).await?;
+        let connected = curl
+            .wait_for("/com/api/customers?state=connected", |b| b["total"] == 1)
+            .await?;
+        ensure!(
+            connected["items"][0]["connectivity"]["colour"] == "green",
+            "{connected}"
+        );
+        let board = curl.wait_for("/com/api/dashboard", |_| true).await?;
+        let by_state = board["customers"]["by_state"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            by_state
+                .iter()
+                .any(|c| c["value"] == "connected" && c["count"] == 1),
+            "{board}"
+        );
+
+        agent.kill();
+        curl.wait_for("/com/api/customers?state=offline", |b| b["total"] == 1)
+            .await?;
         Ok(())
     })
     .await
