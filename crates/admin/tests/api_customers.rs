@@ -76,6 +76,7 @@ on_each_database!(
     the_list_searches_filters_sorts_and_pages,
     connectivity_follows_the_live_view,
     dashboard_counts_link_to_the_lists_they_count,
+    administrators_add_and_edit_systems_and_their_secrets,
 );
 
 async fn administrators_add_edit_and_delete_customers(backend: Backend) {
@@ -438,4 +439,105 @@ async fn dashboard_counts_link_to_the_lists_they_count(backend: Backend) {
         .unwrap()
         .clone();
     assert_eq!(connected["count"], 1);
+}
+
+async fn administrators_add_and_edit_systems_and_their_secrets(backend: Backend) {
+    let (db, api, admin) = setup(backend).await;
+    add_customer(&api, "1", "One", "Reseller A", None).await;
+    let added = admin
+        .post(
+            "/com/api/customers/1/systems",
+            json!({"name": "IPO Main", "kind": "primary", "profile": "IP500 V2", "version": "11.1"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{added:?}");
+    assert_eq!(added.body["system"]["label"], "ipo-main");
+    assert_eq!(added.body["system"]["kind"], "primary");
+    assert!(added.body["system"].get("secret_hash").is_none());
+    let secret = added.body["secret"].as_str().unwrap().to_owned();
+    assert!(api
+        .store
+        .authenticate_system("1", Some("ipo-main"), &secret)
+        .await
+        .unwrap()
+        .is_some());
+
+    let second = admin
+        .post(
+            "/com/api/customers/1/systems",
+            json!({"name": "Other", "kind": "primary"}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    let expansion = admin
+        .post(
+            "/com/api/customers/1/systems",
+            json!({"name": "Exp 1", "kind": "expansion"}),
+        )
+        .await;
+    assert_eq!(expansion.status, StatusCode::CREATED);
+
+    let edited = admin
+        .patch(
+            "/com/api/customers/1/systems/ipo-main",
+            json!({"version": "12.0"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{edited:?}");
+    assert_eq!(edited.body["version"], "12.0");
+    let detail = admin.get("/com/api/customers/1").await;
+    assert_eq!(detail.body["systems"].as_array().unwrap().len(), 2);
+
+    add_user(&api, "op", Role::Operator, &["Reseller A"], None).await;
+    let operator = api.logged_in("op", USER_PW).await;
+    let denied = operator
+        .patch(
+            "/com/api/customers/1/systems/ipo-main",
+            json!({"version": "13"}),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin
+            .patch("/com/api/customers/1/systems/nope", json!({"version": "1"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let rotated = admin
+        .post("/com/api/customers/1/systems/ipo-main/secret", json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
+    let new_secret = rotated.body["secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(api
+        .store
+        .authenticate_system("1", Some("ipo-main"), &secret)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(api
+        .store
+        .authenticate_system("1", Some("ipo-main"), new_secret)
+        .await
+        .unwrap()
+        .is_some());
+    let audit = db
+        .raw_strings("SELECT action FROM audit_log WHERE action LIKE 'system.%' ORDER BY id")
+        .await;
+    assert_eq!(
+        audit,
+        [
+            "system.create",
+            "system.create",
+            "system.update",
+            "system.secret"
+        ]
+    );
+    let all = db
+        .raw_strings("SELECT COALESCE(after_state, '') FROM audit_log")
+        .await
+        .join(" ");
+    assert!(!all.contains(&secret) && !all.contains(new_secret));
 }

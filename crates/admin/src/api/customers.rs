@@ -130,7 +130,7 @@ pub struct AssignedUser {
 }
 
 /// The customer `id` if the caller sees it; else 404.
-async fn visible_customer(
+pub(crate) async fn visible_customer(
     state: &ApiState,
     caller: &Caller,
     id: &str,

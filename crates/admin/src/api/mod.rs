@@ -22,6 +22,7 @@ pub mod remote_support;
 pub mod scope;
 pub mod session;
 pub mod state;
+pub mod systems;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -74,6 +75,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(audit::routes())
         .merge(users::routes())
         .merge(customers::routes())
+        .merge(systems::routes())
         .merge(alarms::routes())
         .merge(proxy_accounts::routes())
         .merge(remote_support::routes())

@@ -25,7 +25,9 @@ pub const MAX_VERSION_LEN: usize = 64;
 /// The manual's system types: the primary server of a customer, and the
 /// secondary servers and expansion systems of a Server Edition network.
 /// `Primary` is exactly [`System::is_primary`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SystemKind {
     Primary,
