@@ -77,6 +77,7 @@ on_each_database!(
     connectivity_follows_the_live_view,
     dashboard_counts_link_to_the_lists_they_count,
     administrators_add_and_edit_systems_and_their_secrets,
+    status_icons_show_attention_and_new_versions,
 );
 
 async fn administrators_add_edit_and_delete_customers(backend: Backend) {
@@ -540,4 +541,62 @@ async fn administrators_add_and_edit_systems_and_their_secrets(backend: Backend)
         .await
         .join(" ");
     assert!(!all.contains(&secret) && !all.contains(new_secret));
+}
+
+async fn status_icons_show_attention_and_new_versions(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store
+        .add_user("admin", ADMIN_PW, Role::Administrator)
+        .await
+        .unwrap();
+    let mut config = admin::api::ApiConfig::new(common::api_client::test_deployment());
+    config.available_version = Some("12.0".into());
+    let api = TestApi::with_config(db.store.clone(), config);
+    let admin = api.logged_in("admin", ADMIN_PW).await;
+    for (id, version) in [("1", "11.1"), ("2", "12.0"), ("3", "")] {
+        add_customer(&api, id, id, "R", None).await;
+        let (system, _) = api.store.add_system(id, "ipo1", true).await.unwrap();
+        api.store
+            .update_system(
+                system.id,
+                SystemChanges {
+                    version: Some(version.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        api.store
+            .record_site_connected(
+                system.id,
+                &Reported {
+                    remote_access: true,
+                    ..Default::default()
+                },
+                common::api_client::START,
+            )
+            .await
+            .unwrap();
+    }
+    api.live.set("1", "ipo1", true);
+    api.live.set("2", "ipo1", true);
+    let list = admin.get("/com/api/customers?sort=id").await;
+    let icons: Vec<(bool, bool)> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"]["needs_attention"].as_bool().unwrap(),
+                c["status"]["new_version_available"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // 1: connected, below 12.0; 2: connected, current; 3: offline, unknown version.
+    assert_eq!(
+        icons,
+        [(false, true), (false, false), (true, false)],
+        "{list:?}"
+    );
+    assert!(list.body["items"][0]["status"]["action"].is_null());
 }

@@ -149,6 +149,10 @@ pub struct AdminSection {
     pub login_failure_burst: u32,
     #[serde(default = "defaults::auth_failures_per_minute")]
     pub login_failures_per_minute: u32,
+    /// The newest system software version on offer: systems below it show
+    /// "New Version Available" in the customer list.
+    #[serde(default)]
+    pub available_version: Option<String>,
 }
 
 /// `[database]`: where the store is, when not `data_dir/comgate.db`.
@@ -613,6 +617,7 @@ impl ServeConfig {
         if let Some(a) = &self.admin {
             config.max_body_bytes = a.max_body_bytes;
             config.password_history = a.password_history;
+            config.available_version = a.available_version.clone();
             config.address_quota = admin::failure_limit::FailureQuota {
                 per_minute: a.login_failures_per_minute,
                 burst: a.login_failure_burst,

@@ -43,11 +43,48 @@ pub struct CustomerPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    /// Each customer with its settings (never the service password), its
+    pub items: Vec<CustomerListItem>,
+}
+
+/// One customer of the list.
+#[derive(Serialize, ToSchema)]
+pub struct CustomerListItem {
+    /// The customer with its settings (never the service password), its
     /// systems with their stored status and connectivity, alarm counts,
     /// and the customer's connectivity (its primary system's).
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<CustomerListRow>,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub row: CustomerListRow,
+    pub status: StatusIcons,
+}
+
+/// The manual's status icons of a customer ("Status Icons").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusIcons {
+    /// Not connected and authorised, or alarms not yet cleared ("does not
+    /// necessarily indicate a problem").
+    pub needs_attention: bool,
+    /// A system runs a version below `[admin] available_version`.
+    pub new_version_available: bool,
+    /// The customer's last action (upgrade, backup, ...): `in_progress`,
+    /// `completed` or `failed`. Actions are jobs, which a later version
+    /// runs; until then always absent.
+    pub action: Option<String>,
+}
+
+/// The icons of `row`, given the newest version on offer.
+pub fn status_icons(row: &CustomerListRow, available_version: Option<&str>) -> StatusIcons {
+    let new_version_available = available_version.is_some_and(|offered| {
+        row.systems.iter().any(|s| {
+            !s.version.is_empty() && crate::customer_query::natural_cmp(&s.version, offered).is_lt()
+        })
+    });
+    StatusIcons {
+        needs_attention: row.connectivity.colour != crate::connectivity::Colour::Green
+            || row.alarms > 0,
+        new_version_available,
+        action: None,
+    }
 }
 
 /// The customers the caller sees, as the list shows them.
@@ -103,11 +140,19 @@ async fn list_customers(
     })?;
     let rows = visible_rows(&state, &caller).await?;
     let page = query.apply(&rows);
+    let offered = state.config.available_version.as_deref();
     Ok(Json(CustomerPage {
         total: page.total,
         offset: page.offset,
         limit: page.limit,
-        items: page.items,
+        items: page
+            .items
+            .into_iter()
+            .map(|row| CustomerListItem {
+                status: status_icons(&row, offered),
+                row,
+            })
+            .collect(),
     }))
 }
 

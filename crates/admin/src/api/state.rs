@@ -78,6 +78,9 @@ pub struct ApiConfig {
     pub password_history: usize,
     /// This deployment's remote-support address parts.
     pub deployment: Deployment,
+    /// The newest system software version on offer; systems below it show
+    /// "New Version Available". `None`: no icon.
+    pub available_version: Option<String>,
 }
 
 impl ApiConfig {
@@ -94,6 +97,7 @@ impl ApiConfig {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             password_history: Self::DEFAULT_PASSWORD_HISTORY,
             deployment,
+            available_version: None,
         }
     }
 }
