@@ -290,6 +290,38 @@ async fn run(cli: Cli, clock: pac::SystemClock) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Records a change made with `comgate admin` in the admin plane's audit
+/// log, as the REST API records its own: the actor is the command line and
+/// the local account that ran it. A failure to record is reported, not
+/// fatal: the change is made.
+async fn audit_cli(
+    store: &admin::store::Store,
+    action: &'static str,
+    target: String,
+    after: serde_json::Value,
+) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let actor = admin::store::Actor {
+        id: None,
+        name: format!("comgate admin ({user})"),
+        source: "local".into(),
+    };
+    let event = admin::store::AuditEvent {
+        action,
+        target,
+        before: None,
+        after: Some(after),
+        outcome: "ok".into(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if let Err(e) = store.record_audit(&actor, &event, now).await {
+        eprintln!("warning: the change is made but not in the audit log: {e}");
+    }
+}
+
 async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::ProxyAccount { command } => match command {
@@ -301,6 +333,13 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                 store
                     .set_proxy_account(&owner, &username, &password)
                     .await?;
+                audit_cli(
+                    store,
+                    "proxy_account.set",
+                    format!("proxy_account:{owner}"),
+                    serde_json::json!({"owner": owner, "username": username}),
+                )
+                .await;
                 println!("proxy account of {owner} set: username {username}");
             }
             ProxyAccountCommand::List => {
@@ -325,6 +364,13 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                         ..Default::default()
                     })
                     .await?;
+                audit_cli(
+                    store,
+                    "customer.create",
+                    format!("customer:{}", c.id),
+                    serde_json::to_value(&c).unwrap_or_default(),
+                )
+                .await;
                 println!("customer {} added ({})", c.id, c.name);
             }
             CustomerCommand::List => {
@@ -346,6 +392,13 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                 primary,
             } => {
                 let (system, secret) = store.add_system(&customer, &name, primary).await?;
+                audit_cli(
+                    store,
+                    "system.create",
+                    format!("system:{}", system.id),
+                    serde_json::to_value(&system).unwrap_or_default(),
+                )
+                .await;
                 println!(
                     "system {} added to customer {} (address label `{}`{})",
                     system.name,
@@ -360,6 +413,13 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                 let label = admin::store::system_label(&name)
                     .with_context(|| format!("`{name}` is not a usable system name"))?;
                 let secret = store.rotate_system_secret(&customer, &label).await?;
+                audit_cli(
+                    store,
+                    "system.secret",
+                    format!("system:{customer}/{label}"),
+                    serde_json::json!({"customer": customer, "label": label}),
+                )
+                .await;
                 println!("new agent secret for system {label} of customer {customer}:");
                 println!("{secret}");
             }
@@ -381,7 +441,14 @@ async fn admin_command(store: &admin::store::Store, command: AdminCommand) -> an
                 role,
             } => {
                 let role: admin::store::Role = role.parse()?;
-                store.add_user(&username, &password, role).await?;
+                let user = store.add_user(&username, &password, role).await?;
+                audit_cli(
+                    store,
+                    "user.create",
+                    format!("user:{}", user.id),
+                    serde_json::to_value(&user).unwrap_or_default(),
+                )
+                .await;
                 println!("user {username} added");
             }
         },

@@ -190,6 +190,30 @@ async fn an_administrator_logs_in_with_curl_and_csrf_guards_changes() {
             ],
             "{seen:?}"
         );
+        // The command line's changes are in the same log.
+        let (_, cli) = store
+            .list_audit(&admin::store::AuditQuery {
+                limit: 50,
+                ..Default::default()
+            })
+            .await?;
+        let cli: Vec<(String, String)> = cli
+            .iter()
+            .filter(|r| r.actor.source == "local")
+            .map(|r| (r.action.clone(), r.target.clone()))
+            .rev()
+            .collect();
+        ensure!(
+            cli.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()
+                == [
+                    "proxy_account.set",
+                    "customer.create",
+                    "system.create",
+                    "user.create"
+                ],
+            "{cli:?}"
+        );
+        ensure!(cli[1].1 == format!("customer:{CUSTOMER}"), "{cli:?}");
         Ok(())
     })
     .await

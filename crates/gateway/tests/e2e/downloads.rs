@@ -137,10 +137,14 @@ async fn partners_download_pac_extension_and_utility_from_the_admin_listener() {
             "utility README: {out}"
         );
 
-        // Nothing else is public.
-        for path in ["/com/api/customers", "/", "/com/remoteproxy/"] {
+        // Nothing else is public: the REST API wants a login, the rest is not there.
+        for (path, expected) in [
+            ("/com/api/customers", 401),
+            ("/", 404),
+            ("/com/remoteproxy/", 404),
+        ] {
             let (ran, status, _) = fetch(gw, &h, path, &dir.join("other")).await?;
-            ensure!(status == 404, "{path}: {status}\n{}", ran.describe());
+            ensure!(status == expected, "{path}: {status}\n{}", ran.describe());
         }
         Ok(())
     })
