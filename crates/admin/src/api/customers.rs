@@ -453,10 +453,7 @@ async fn assignment_parties(
         .store
         .user_by_id(user_id)
         .await?
-        .filter(|u| {
-            caller.role() == Role::Administrator
-                || (u.role == Role::Operator && u.created_by == Some(caller.user.id))
-        })
+        .filter(|u| super::users::may_manage(&caller.user, u))
         .ok_or_else(|| ApiError::not_found(format!("no user {user_id}")))?;
     if crate::permissions::sees_all_customers(user.role) {
         return Err(ApiError::invalid(

@@ -59,7 +59,7 @@ fn may_see(caller: &User, target: &User) -> bool {
 /// Whether `caller` may change or delete `target`: Administrators anybody,
 /// Supervisors the Operators they created (not themselves: a Supervisor
 /// giving itself labels would widen what it sees).
-fn may_manage(caller: &User, target: &User) -> bool {
+pub(crate) fn may_manage(caller: &User, target: &User) -> bool {
     match caller.role {
         Role::Administrator => true,
         Role::Supervisor => created_by(caller, target),
