@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::error::ApiError;
 use super::session::Caller;
 use crate::permissions;
-use crate::store::Customer;
+use crate::store::{Customer, Visibility};
 use crate::Store;
 
 /// The customers a caller sees.
@@ -26,6 +26,9 @@ pub enum Scope {
         labels: HashSet<String>,
         /// Customers assigned by hand (stored, lowercase ids).
         assigned: HashSet<String>,
+        /// Every customer the caller sees (stored ids), as the store's
+        /// visibility rule selects them.
+        visible: HashSet<String>,
     },
 }
 
@@ -35,32 +38,29 @@ impl Scope {
         if permissions::sees_all_customers(caller.role()) {
             return Ok(Scope::All);
         }
+        let visible = store
+            .visible_customer_ids(&Visibility::of(&caller.user))
+            .await?
+            .into_iter()
+            .collect();
         Ok(Scope::Only {
             labels: caller.user.settings.labels.iter().cloned().collect(),
             assigned: assigned_customer_ids(store, caller.user.id).await?,
+            visible,
         })
     }
 
-    /// Whether the customer `customer_id` (stored form), with this reseller
-    /// and provider, is visible.
-    pub fn sees(&self, customer_id: &str, reseller: &str, provider: Option<&str>) -> bool {
+    /// Whether the customer `customer_id` (stored form) is visible.
+    pub fn sees_id(&self, customer_id: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Only { labels, assigned } => {
-                assigned.contains(customer_id)
-                    || labels.contains(reseller)
-                    || provider.is_some_and(|p| labels.contains(p))
-            }
+            Scope::Only { visible, .. } => visible.contains(customer_id),
         }
     }
 
-    /// [`Scope::sees`] for a stored customer.
+    /// [`Scope::sees_id`] for a stored customer.
     pub fn sees_customer(&self, customer: &Customer) -> bool {
-        self.sees(
-            &customer.id,
-            &customer.reseller,
-            customer.provider.as_deref(),
-        )
+        self.sees_id(&customer.id)
     }
 
     /// The resellers and distributors (proxy-account owners) the caller
@@ -71,7 +71,9 @@ impl Scope {
     pub fn owners(&self, customers: &[Customer]) -> Option<BTreeSet<String>> {
         match self {
             Scope::All => None,
-            Scope::Only { labels, assigned } => {
+            Scope::Only {
+                labels, assigned, ..
+            } => {
                 let mut owners: BTreeSet<String> = labels.iter().cloned().collect();
                 for customer in customers.iter().filter(|c| assigned.contains(&c.id)) {
                     owners.insert(customer.reseller.clone());
@@ -111,27 +113,28 @@ mod tests {
         }
     }
 
-    fn only(labels: &[&str], assigned: &[&str]) -> Scope {
+    /// A scope seeing `visible`, assigned `assigned` by hand.
+    fn only(labels: &[&str], assigned: &[&str], visible: &[&str]) -> Scope {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         Scope::Only {
-            labels: labels.iter().map(|s| s.to_string()).collect(),
-            assigned: assigned.iter().map(|s| s.to_string()).collect(),
+            labels: set(labels),
+            assigned: set(assigned),
+            visible: set(visible),
         }
     }
 
     #[test]
-    fn labels_match_reseller_or_provider_exactly() {
-        let scope = only(&["Reseller A", "Dist X"], &[]);
-        assert!(scope.sees("c1", "Reseller A", None));
-        assert!(scope.sees("c2", "Other", Some("Dist X")));
-        assert!(!scope.sees("c3", "Other", Some("Dist Y")));
-        assert!(!scope.sees("c4", "reseller a", None));
-        assert!(Scope::All.sees("c3", "Other", None));
+    fn a_scope_sees_the_ids_the_store_let_through() {
+        let scope = only(&["Reseller A"], &[], &["c1"]);
+        assert!(scope.sees_customer(&customer("c1", "Reseller A", None)));
+        assert!(!scope.sees_customer(&customer("c2", "Reseller A", None)));
+        assert!(Scope::All.sees_id("c3"));
     }
 
     #[test]
     fn assigned_customers_are_seen_and_bring_their_owners() {
-        let scope = only(&["Reseller A"], &["c2"]);
-        assert!(scope.sees("c2", "Reseller B", None));
+        let scope = only(&["Reseller A"], &["c2"], &["c1", "c2"]);
+        assert!(scope.sees_id("c2"));
         let customers = [
             customer("c1", "Reseller A", Some("Dist X")),
             customer("c2", "Reseller B", Some("Dist Y")),
