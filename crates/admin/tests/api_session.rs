@@ -56,6 +56,7 @@ on_each_database!(
     sessions_nobody_returns_to_are_purged_but_wallboards_stay,
     one_address_guessing_many_names_is_blocked,
     a_wallboard_stays_on_its_display_after_the_timeout,
+    simultaneous_guesses_get_no_more_tries_than_the_rule,
 );
 
 async fn login_sets_a_strict_cookie_and_starts_a_session(backend: Backend) {
@@ -559,4 +560,31 @@ async fn a_wallboard_stays_on_its_display_after_the_timeout(backend: Backend) {
         board.post("/com/api/logout", json!({})).await.status,
         StatusCode::NO_CONTENT
     );
+}
+
+async fn simultaneous_guesses_get_no_more_tries_than_the_rule(backend: Backend) {
+    let (db, api) = api_with_admin(backend).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let api = api.clone();
+        guesses.spawn(async move { api.client().login("admin", "Wrong-pass-1").await });
+    }
+    let answers = guesses.join_all().await;
+    let mut codes: Vec<&str> = answers.iter().map(|a| a.code()).collect();
+    codes.sort_unstable();
+    // Three are checked (and fail); the rest find the name blocked.
+    assert_eq!(
+        codes,
+        [
+            "invalid_credentials",
+            "invalid_credentials",
+            "invalid_credentials",
+            "login_blocked",
+            "login_blocked",
+            "login_blocked",
+            "login_blocked",
+            "login_blocked"
+        ]
+    );
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM login_failures").await, 3);
 }

@@ -101,6 +101,7 @@ async fn login(
         e.retry_after = Some(wait.as_secs().max(1));
         return Err(e);
     }
+    let _turn = state.login_turn(&request.username).await;
     let outcome = state
         .store
         .check_login(

@@ -110,6 +110,7 @@ pub async fn purge_idle_sessions_forever(state: ApiState, every: std::time::Dura
     loop {
         tick.tick().await;
         state.login_failures.housekeeping();
+        state.forget_idle_login_turns();
         match purge_idle_sessions(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "idle admin sessions purged"),

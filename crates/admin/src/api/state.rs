@@ -111,6 +111,10 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     /// Failed logins per client address.
     pub login_failures: Arc<FailureLimiter<String>>,
+    /// One login attempt at a time per login name, so that simultaneous
+    /// guesses cannot all pass the failed-login check before any failure
+    /// is counted (the check and the count are separate statements).
+    pub login_turns: Arc<dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ApiState {
@@ -120,6 +124,7 @@ impl ApiState {
             live,
             clock: Arc::new(SystemClock),
             login_failures: Arc::new(FailureLimiter::new(config.address_quota)),
+            login_turns: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -127,6 +132,22 @@ impl ApiState {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Waits for the turn of login name `username`.
+    pub async fn login_turn(&self, username: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = self
+            .login_turns
+            .entry(username.to_owned())
+            .or_default()
+            .clone();
+        turn.lock_owned().await
+    }
+
+    /// Forgets the turns nobody holds or waits for (housekeeping).
+    pub fn forget_idle_login_turns(&self) {
+        self.login_turns
+            .retain(|_, turn| Arc::strong_count(turn) > 1);
     }
 
     pub fn now(&self) -> i64 {

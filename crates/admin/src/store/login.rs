@@ -12,7 +12,9 @@
 //!
 //! Checking the block and recording a failure are separate statements, so
 //! attempts racing each other may each get a verification before the block
-//! is seen; the block still follows from the recorded failures.
+//! is seen; the block still follows from the recorded failures. The REST
+//! API therefore takes one attempt per login name at a time (in one serve
+//! process; several processes on one database could still race).
 
 use super::{now as wall_clock, Store, User};
 use crate::names::check_login_name;
