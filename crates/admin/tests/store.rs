@@ -2375,6 +2375,31 @@ async fn site_status_records_sessions_and_auth_failures(backend: Backend) {
 }
 on_each_database!(site_status_records_sessions_and_auth_failures);
 
+async fn connected_sites_are_marked_seen_in_one_go(backend: Backend) {
+    let db = with_customer(backend, "1").await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(db.store.add_system("1", name, false).await.unwrap().0.id);
+    }
+    db.store.record_sites_seen(&ids[..2], 1_000).await.unwrap();
+    db.store.record_sites_seen(&[], 2_000).await.unwrap();
+    let seen = db
+        .raw_strings(
+            "SELECT label || '=' || COALESCE(CAST(last_seen_at AS TEXT), '-') FROM systems ORDER BY label",
+        )
+        .await;
+    assert_eq!(seen, ["a=1000", "b=1000", "c=-"]);
+    // More ids than one statement takes.
+    let many: Vec<i64> = (0..1200).map(|i| ids[i % 3]).collect();
+    db.store.record_sites_seen(&many, 3_000).await.unwrap();
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM systems WHERE last_seen_at = 3000")
+            .await,
+        3
+    );
+}
+on_each_database!(connected_sites_are_marked_seen_in_one_go);
+
 // ---------------------------------------------------------------- routing
 
 async fn route_finds_customer_and_system_in_one_lookup(backend: Backend) {

@@ -114,7 +114,7 @@ impl AgentListener {
             .map_err(|e| format!("sending welcome: {e}"))?;
 
         let (mux, mut incoming) = mux::start(ws, Role::Gateway, self.mux_config());
-        let site = self.hub.register(key, mux.clone(), &hello, peer);
+        let site = self.hub.register(key, system_id, mux.clone(), &hello, peer);
         let reported = admin::store::Reported {
             remote_access: hello.settings.remote_access,
             colocated_servers: hello.settings.colocated_servers,
@@ -239,7 +239,7 @@ async fn site_report(store: &Store, system_id: i64, value: serde_json::Value) {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -304,10 +304,18 @@ pub struct AgentsSection {
     /// TLS + websocket handshake + hello must complete within this.
     #[serde(default = "defaults::agent_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
+    /// Every this many seconds the connected sites are marked as seen in
+    /// the database, so that after a crash of serve "offline for" counts
+    /// from the last mark.
+    #[serde(default = "defaults::seen_interval_secs")]
+    pub seen_interval_secs: u64,
 }
 
 /// Every default in one place.
 pub mod defaults {
+    pub fn seen_interval_secs() -> u64 {
+        60
+    }
     pub fn admin_max_body_bytes() -> usize {
         64 * 1024
     }
@@ -508,6 +516,7 @@ impl ServeConfig {
                 "agents.handshake_timeout_ms",
                 self.agents.handshake_timeout_ms,
             ),
+            ("agents.seen_interval_secs", self.agents.seen_interval_secs),
         ] {
             if v == 0 {
                 return Err(invalid(p, key, "must be greater than 0"));

@@ -32,6 +32,8 @@ impl std::fmt::Display for SiteKey {
 /// One connected site agent.
 pub struct Site {
     pub key: SiteKey,
+    /// The system's id in the store.
+    pub system_id: i64,
     pub generation: u64,
     pub mux: MuxHandle,
     pub settings: SiteSettings,
@@ -62,12 +64,14 @@ impl Hub {
     pub fn register(
         &self,
         key: SiteKey,
+        system_id: i64,
         mux: MuxHandle,
         hello: &Hello,
         peer: SocketAddr,
     ) -> Arc<Site> {
         let site = Arc::new(Site {
             key: key.clone(),
+            system_id,
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
             mux,
             settings: hello.settings.clone(),
@@ -98,6 +102,15 @@ impl Hub {
         self.sites.remove_if(&site.key, |_, current| {
             current.generation == site.generation
         });
+    }
+
+    /// The store ids of the systems connected now.
+    pub fn connected_system_ids(&self) -> Vec<i64> {
+        self.sites
+            .iter()
+            .filter(|s| !s.mux.is_closed())
+            .map(|s| s.system_id)
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -168,10 +168,30 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
             }
         })
     };
+    let mark_seen = {
+        let (hub, store) = (hub.clone(), store.clone());
+        let every = Duration::from_secs(cfg.agents.seen_interval_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let ids = hub.connected_system_ids();
+                if ids.is_empty() {
+                    continue;
+                }
+                let now = crate::agent_listener::unix_now();
+                if let Err(error) = store.record_sites_seen(&ids, now).await {
+                    tracing::warn!(%error, sites = ids.len(), "could not mark the connected sites as seen");
+                }
+            }
+        })
+    };
     let mut tasks = vec![
         tokio::spawn(front.run(gateway_listener, front_tls)),
         tokio::spawn(agents.run(agents_listener, agent_tls)),
         housekeeping,
+        mark_seen,
     ];
     let central_addr = match central {
         Some((listener, addr, section)) => {

@@ -117,6 +117,28 @@ impl Store {
         Ok(())
     }
 
+    /// The agent sessions of `system_ids` were alive at `at` (a periodic
+    /// mark, so that after a gateway crash "offline for" counts from the
+    /// last mark, not from the connection). One statement per 500 ids.
+    pub async fn record_sites_seen(&self, system_ids: &[i64], at: i64) -> Result<(), StoreError> {
+        for chunk in system_ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE systems SET last_seen_at = $1 WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            on_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql).bind(at);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(pool).await?;
+            });
+        }
+        Ok(())
+    }
+
     /// An agent failed to authenticate as system `label` of `customer_id`
     /// at `at`. Returns whether such a system exists (an unknown one is not
     /// recorded anywhere).

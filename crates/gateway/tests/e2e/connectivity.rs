@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use admin::connectivity::{connectivity, State};
 use admin::store::SiteStatus;
 
-use crate::support::comgate::{Agent, AgentConfig, Gateway};
+use crate::support::comgate::{Agent, AgentConfig, Gateway, GatewayOptions};
 use crate::support::site::{Tenant, CUSTOMER, SYSTEM};
 use crate::support::{run, secs, Harness};
 
@@ -104,6 +104,30 @@ async fn connectivity_follows_a_real_agent() {
                 && c.message
                     .starts_with("System is either not reachable or offline for last 2 hours"),
             "{c:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// While a site stays connected, serve marks it seen (every second here), so
+/// that after a crash of serve "offline for" counts from the last mark, not
+/// from the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connected_sites_are_marked_seen_while_they_stay() {
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default().agents("seen_interval_secs", 1);
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        let gw = &tenant.gw;
+        let _agent = Agent::start(gw, &tenant.agent_config()).await?;
+        let s = wait_status(gw, "connection recorded", |s| s.last_connected_at.is_some()).await?;
+        let marked = wait_status(gw, "connected site marked seen", |m| {
+            m.last_seen_at > s.last_connected_at
+        })
+        .await?;
+        anyhow::ensure!(
+            marked.last_connected_at == s.last_connected_at,
+            "still the same session: {marked:?}"
         );
         Ok(())
     })
