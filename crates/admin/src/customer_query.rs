@@ -13,8 +13,9 @@
 //! - Filters, all of which must match: reseller, provider, tag (one of the
 //!   customer's tags), version (the version of any of its systems, so that
 //!   a dashboard's "software release" finds the networks running it),
-//!   state and colour (the customer's connectivity). Text filters ignore
-//!   case; an empty value is no filter.
+//!   state and colour (the customer's connectivity), action (the
+//!   customer's action icon: in_progress, completed, failed). Text filters
+//!   ignore case; an empty value is no filter.
 //! - Sort: one column of [`SortColumn`], ascending or descending; text in
 //!   natural order ("cust2" before "cust10", "9.1" before "11.0"), case
 //!   ignored; ties always by id, ascending, so that pages never overlap.
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 use crate::connectivity::{Colour, State};
 use crate::store::CustomerListRow;
+use tunnel_proto::report::ActionState;
 
 /// Rows per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -107,6 +109,7 @@ pub struct Filters {
     pub version: Option<String>,
     pub state: Option<State>,
     pub colour: Option<Colour>,
+    pub action: Option<ActionState>,
 }
 
 /// A search, filters, a sort and a page of the customer list.
@@ -149,9 +152,9 @@ pub struct QueryError {
 }
 
 /// The parameters [`ListQuery::from_pairs`] understands.
-pub const PARAMETERS: [&str; 11] = [
-    "search", "reseller", "provider", "tag", "version", "state", "colour", "sort", "order",
-    "offset", "limit",
+pub const PARAMETERS: [&str; 12] = [
+    "search", "reseller", "provider", "tag", "version", "state", "colour", "action", "sort",
+    "order", "offset", "limit",
 ];
 
 fn error(parameter: &str, reason: impl Into<String>) -> QueryError {
@@ -181,7 +184,7 @@ fn colour_rank(colour: Colour) -> u8 {
 impl ListQuery {
     /// Reads a query from query-string pairs (already percent-decoded):
     /// `search` (or `q`), `reseller`, `provider`, `tag`, `version`,
-    /// `state`, `colour` (or `color`), `sort`, `order` (`asc`, `desc`),
+    /// `state`, `colour` (or `color`), `action`, `sort`, `order` (`asc`, `desc`),
     /// `offset`, `limit`. An unknown parameter, one given twice, or a bad
     /// value is an error naming the parameter (and, for a choice, the
     /// values allowed).
@@ -240,6 +243,19 @@ impl ListQuery {
                             error(
                                 key,
                                 format!("unknown colour {s:?}; allowed: green, amber, red"),
+                            )
+                        })?),
+                    }
+                }
+                "action" => {
+                    query.filters.action = match text {
+                        None => None,
+                        Some(s) => Some(ActionState::parse(&s).ok_or_else(|| {
+                            error(
+                                key,
+                                format!(
+                                    "unknown action {s:?}; allowed: in_progress, completed, failed"
+                                ),
                             )
                         })?),
                     }
@@ -327,6 +343,9 @@ impl ListQuery {
         if f.colour
             .is_some_and(|colour| row.connectivity.colour != colour)
         {
+            return false;
+        }
+        if f.action.is_some_and(|action| row.action() != Some(action)) {
             return false;
         }
         match &self.search {
@@ -522,6 +541,7 @@ mod tests {
             ("version", "11.1"),
             ("state", "offline"),
             ("color", "red"),
+            ("action", "In_Progress"),
             ("sort", "version"),
             ("order", "desc"),
             ("offset", "100"),
@@ -539,6 +559,7 @@ mod tests {
                     version: Some("11.1".into()),
                     state: Some(State::Offline),
                     colour: Some(Colour::Red),
+                    action: Some(ActionState::InProgress),
                 },
                 sort: Sort {
                     column: SortColumn::Version,
@@ -579,6 +600,9 @@ mod tests {
         assert!(e.reason.contains("offline"), "{e}");
         let e = err(&[("colour", "blue")]);
         assert!(e.reason.contains("green, amber, red"), "{e}");
+        let e = err(&[("action", "paused")]);
+        assert_eq!(e.parameter, "action");
+        assert!(e.reason.contains("in_progress, completed, failed"), "{e}");
         let e = err(&[("password", "x")]);
         assert_eq!(e.parameter, "password");
         assert!(e.reason.starts_with("unknown parameter"), "{e}");

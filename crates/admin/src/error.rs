@@ -64,6 +64,10 @@ pub enum StoreError {
     #[error("invalid alarm: {0}")]
     InvalidAlarm(String),
 
+    /// An action report breaks the limits of the action table.
+    #[error("invalid action: {0}")]
+    InvalidAction(String),
+
     #[error("unknown system id {0}")]
     UnknownSystemId(i64),
 

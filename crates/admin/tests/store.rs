@@ -61,7 +61,7 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
     assert!(again.customer("1").await.unwrap().is_some());
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        5
+        6
     );
     assert_eq!(
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE success ORDER BY version")
@@ -71,7 +71,8 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations(backend: Backend) {
             "alarms_and_site_status",
             "users",
             "customer_details",
-            "sessions_and_audit"
+            "sessions_and_audit",
+            "site_actions"
         ]
     );
 }
@@ -93,10 +94,11 @@ async fn migrations_create_every_table(backend: Backend) {
         "customer_assignments",
         "sessions",
         "audit_log",
+        "site_actions",
     ] {
         assert_eq!(
             db.raw_count(&format!("SELECT COUNT(*) FROM {table}")).await,
-            if table == "id_sequences" { 6 } else { 0 },
+            if table == "id_sequences" { 7 } else { 0 },
             "{table}"
         );
     }

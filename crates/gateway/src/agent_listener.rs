@@ -19,6 +19,7 @@ use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, reject_code, Hello, Reject, Welcome, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, IncomingEvent, MuxConfig, Role};
+use tunnel_proto::report::SiteReport;
 use tunnel_proto::ws;
 
 use crate::config::AgentsSection;
@@ -142,9 +143,10 @@ impl AgentListener {
         // state that would otherwise stay allocated for the site's lifetime.
         let hub = self.hub.clone();
         let store = self.store.clone();
+        let actions_kept = self.cfg.actions_kept_per_system;
         tokio::spawn(
             async move {
-                // The agent opens no streams; it sends reports (alarms).
+                // The agent opens no streams; it sends reports (alarms, actions).
                 let drain = async {
                     while let Some(event) = incoming.next().await {
                         match event {
@@ -152,7 +154,7 @@ impl AgentListener {
                                 s.refuse(codes::REFUSE_POLICY, "agents may not open streams")
                             }
                             IncomingEvent::Control(value) => {
-                                site_report(&store, system_id, value).await
+                                site_report(&store, system_id, actions_kept, value).await
                             }
                         }
                     }
@@ -219,9 +221,9 @@ impl AgentListener {
 
 /// A report from the site (CONTROL message). A report this version cannot
 /// read is logged and ignored: the agent may be newer than the gateway.
-async fn site_report(store: &Store, system_id: i64, value: serde_json::Value) {
-    match tunnel_proto::report::SiteReport::from_value(value) {
-        Ok(tunnel_proto::report::SiteReport::Alarm(alarm)) => {
+async fn site_report(store: &Store, system_id: i64, actions_kept: usize, value: serde_json::Value) {
+    match SiteReport::from_value(value) {
+        Ok(SiteReport::Alarm(alarm)) => {
             tracing::info!(
                 alarm_type = alarm.alarm_type.as_str(),
                 severity = alarm.severity.as_str(),
@@ -233,6 +235,19 @@ async fn site_report(store: &Store, system_id: i64, value: serde_json::Value) {
             );
             if let Err(error) = store.record_alarm(system_id, &alarm).await {
                 tracing::warn!(%error, "could not store the site's alarm");
+            }
+        }
+        Ok(SiteReport::Action(action)) => {
+            match store.record_action(system_id, &action, actions_kept).await {
+                Ok(applied) => tracing::info!(
+                    action = ?action.id,
+                    kind = ?action.kind,
+                    state = action.state.as_str(),
+                    detail = ?action.detail.as_deref().unwrap_or(""),
+                    ignored = applied.is_none(),
+                    "site action"
+                ),
+                Err(error) => tracing::warn!(%error, "could not store the site's action"),
             }
         }
         Err(error) => tracing::warn!(%error, "site report ignored"),

@@ -309,12 +309,19 @@ pub struct AgentsSection {
     /// from the last mark.
     #[serde(default = "defaults::seen_interval_secs")]
     pub seen_interval_secs: u64,
+    /// Runs of actions (upgrades, backups) kept per system: the newest
+    /// ones, so that a site cannot grow the table without bound.
+    #[serde(default = "defaults::actions_kept_per_system")]
+    pub actions_kept_per_system: usize,
 }
 
 /// Every default in one place.
 pub mod defaults {
     pub fn seen_interval_secs() -> u64 {
         60
+    }
+    pub fn actions_kept_per_system() -> usize {
+        20
     }
     pub fn admin_max_body_bytes() -> usize {
         64 * 1024
@@ -517,6 +524,10 @@ impl ServeConfig {
                 self.agents.handshake_timeout_ms,
             ),
             ("agents.seen_interval_secs", self.agents.seen_interval_secs),
+            (
+                "agents.actions_kept_per_system",
+                self.agents.actions_kept_per_system as u64,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(p, key, "must be greater than 0"));
@@ -740,10 +751,16 @@ pub struct AgentConfig {
     /// `agent::alarms`); relative to this file's directory.
     #[serde(default)]
     pub alarms_file: Option<PathBuf>,
-    /// How often the alarm file is checked for new lines.
+    /// JSON-lines file the site's upgrade and backup tooling appends the
+    /// actions its system performs to (see `agent::reports`); relative to
+    /// this file's directory.
+    #[serde(default)]
+    pub actions_file: Option<PathBuf>,
+    /// How often the alarm and action files are checked for new lines.
     #[serde(default = "defaults::alarms_poll_ms")]
     pub alarms_poll_ms: u64,
-    /// Alarm reports kept while comgate is unreachable; beyond, the oldest go.
+    /// Reports (alarms and actions) kept while comgate is unreachable;
+    /// beyond, the oldest go.
     #[serde(default = "defaults::max_pending_alarms")]
     pub max_pending_alarms: usize,
     /// Raise a Security alarm when comgate's certificate ends within this
@@ -776,7 +793,10 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut cfg: AgentConfig = parse(path, &read(path)?)?;
         cfg.path = path.to_owned();
-        for file in [&mut cfg.ca, &mut cfg.alarms_file].into_iter().flatten() {
+        for file in [&mut cfg.ca, &mut cfg.alarms_file, &mut cfg.actions_file]
+            .into_iter()
+            .flatten()
+        {
             if file.is_relative() {
                 if let Some(dir) = path.parent() {
                     *file = dir.join(&*file);
@@ -1020,6 +1040,14 @@ listen = "127.0.0.1:6444"
     fn invalid_limit_names_the_key() {
         let err = serve_error(&MINIMAL.replace("[agents]", "max_head_bytes = 3\n[agents]"));
         assert!(err.contains("gateway.max_head_bytes"), "{err}");
+        let err = serve_error(&format!("{MINIMAL}actions_kept_per_system = 0\n"));
+        assert!(
+            err.contains("agents.actions_kept_per_system") && err.contains("greater than 0"),
+            "{err}"
+        );
+        let (_d, path) = write(MINIMAL);
+        let cfg = ServeConfig::load(&path).unwrap();
+        assert_eq!(cfg.agents.actions_kept_per_system, 20);
     }
 
     #[test]
@@ -1118,9 +1146,20 @@ listen = "127.0.0.1:6444"
             ),
             (None, 1000, 1000, 30)
         );
-        std::fs::write(&path, format!("{text}alarms_file = \"alarms.jsonl\"\n")).unwrap();
+        assert_eq!(cfg.actions_file, None);
+        std::fs::write(
+            &path,
+            format!(
+                "{text}alarms_file = \"alarms.jsonl\"\nactions_file = \"site/actions.jsonl\"\n"
+            ),
+        )
+        .unwrap();
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(cfg.alarms_file, Some(dir.path().join("alarms.jsonl")));
+        assert_eq!(
+            cfg.actions_file,
+            Some(dir.path().join("site/actions.jsonl"))
+        );
         for key in ["alarms_poll_ms", "max_pending_alarms"] {
             let err = agent_error(&format!("{text}{key} = 0\n"));
             assert!(err.contains(key) && err.contains("greater than 0"), "{err}");

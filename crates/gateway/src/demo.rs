@@ -108,8 +108,10 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
         initial_stream_window: crate::config::defaults::initial_stream_window(),
         stream_window: crate::config::defaults::stream_window(),
         site_window: crate::config::defaults::site_window(),
-        // Append JSON lines here to see alarms reach comgate (agent::alarms).
+        // Append JSON lines here to see alarms and actions reach comgate
+        // (agent::reports).
         alarms_file: Some(cfg.data_dir.join("demo-alarms.jsonl")),
+        actions_file: Some(cfg.data_dir.join("demo-actions.jsonl")),
         alarms_poll_ms: crate::config::defaults::alarms_poll_ms(),
         max_pending_alarms: crate::config::defaults::max_pending_alarms(),
         cert_expiry_warning_days: crate::config::defaults::cert_expiry_warning_days(),

@@ -25,9 +25,10 @@ use crate::customer_query::ListQuery;
 use crate::permissions::Action;
 use crate::store::{
     AuditEvent, CustomerChanges, CustomerDetails, CustomerListRow, CustomerSettings, NewCustomer,
-    ServicePassword, SiteStatus, System, Visibility,
+    ServicePassword, SiteAction, SiteStatus, System, Visibility,
 };
 use crate::{Role, User};
+use tunnel_proto::report::ActionState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -66,10 +67,12 @@ pub struct StatusIcons {
     pub needs_attention: bool,
     /// A system runs a version below `[admin] available_version`.
     pub new_version_available: bool,
-    /// The customer's last action (upgrade, backup, ...): `in_progress`,
-    /// `completed` or `failed`. Actions are jobs, which a later version
-    /// runs; until then always absent.
-    pub action: Option<String>,
+    /// The customer's action (an upgrade, a backup), as its sites report
+    /// it: `in_progress` while one of its systems performs one, else how
+    /// the last one that ended went, `completed` or `failed`; absent when
+    /// none was reported.
+    #[schema(value_type = Option<String>)]
+    pub action: Option<ActionState>,
 }
 
 /// The icons of `row`, given the newest version on offer.
@@ -83,7 +86,7 @@ pub fn status_icons(row: &CustomerListRow, available_version: Option<&str>) -> S
         needs_attention: row.connectivity.colour != crate::connectivity::Colour::Green
             || row.alarms > 0,
         new_version_available,
-        action: None,
+        action: row.action(),
     }
 }
 
@@ -102,7 +105,7 @@ pub(crate) async fn visible_rows(
 
 /// The customer list: search (`search`, all text fields of the customer
 /// and its systems), filters (`reseller`, `provider`, `tag`, `version`,
-/// `state`, `colour`), one sort column (`sort`, `order=asc|desc`) and
+/// `state`, `colour`, `action`), one sort column (`sort`, `order=asc|desc`) and
 /// server-side pages (`offset`, `limit`).
 #[utoipa::path(get, path = "/customers", tag = "customers",
     params(
@@ -113,6 +116,7 @@ pub(crate) async fn visible_rows(
         ("version" = Option<String>, Query, description = "Customers with a system of this version"),
         ("state" = Option<String>, Query, description = "Connectivity state, e.g. connected, waiting, auth_failed, offline"),
         ("colour" = Option<String>, Query, description = "Connectivity colour: green, amber or red"),
+        ("action" = Option<String>, Query, description = "Action icon: in_progress, completed or failed"),
         ("sort" = Option<String>, Query, description = "Column to sort by (the error for a wrong one lists them)"),
         ("order" = Option<String>, Query, description = "asc (default) or desc"),
         ("offset" = Option<usize>, Query, description = "Items to skip"),
@@ -165,6 +169,10 @@ pub struct CustomerView {
     pub systems: Vec<System>,
     /// COM users assigned by hand (the "Assigned Operators").
     pub assigned_users: Vec<AssignedUser>,
+    /// The actions its systems reported (the latest runs of each system),
+    /// last reported first.
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<SiteAction>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -200,10 +208,12 @@ async fn view(state: &ApiState, customer: CustomerDetails) -> Result<CustomerVie
             });
         }
     }
+    let actions = state.store.actions_of_customer(&id).await?;
     Ok(CustomerView {
         customer,
         systems,
         assigned_users,
+        actions,
     })
 }
 

@@ -123,6 +123,7 @@ impl From<StoreError> for ApiError {
             E::InvalidCustomerId { .. } => ApiError::invalid("id", message),
             E::InvalidSystemName { .. } => ApiError::invalid("name", message),
             E::InvalidAlarm(_) => ApiError::invalid("alarm", message),
+            E::InvalidAction(_) => ApiError::invalid("action", message),
             E::UnknownCustomer(_)
             | E::UnknownSystemId(_)
             | E::UnknownSystem { .. }

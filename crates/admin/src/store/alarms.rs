@@ -136,13 +136,7 @@ impl Store {
             .bind(report.occurred_at)
             .fetch_one(pool)
             .await
-            .map_err(|e| {
-                if super::is_foreign_key_violation(&e) {
-                    StoreError::UnknownSystemId(system_id)
-                } else {
-                    e.into()
-                }
-            })?);
+            .map_err(super::system_row_error(system_id))?);
         Ok(stored)
     }
 

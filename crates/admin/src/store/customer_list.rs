@@ -13,9 +13,11 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use tunnel_proto::report::ActionState;
 
 use super::assignments::assigned_to_user;
 use super::customers::{detail_columns, details_from_row};
+use super::site_actions::{latest_action_columns, latest_from_row, LatestAction};
 use super::site_status::{self, SiteStatus};
 use super::systems::{kind_from_row, SystemKind};
 use super::{Store, StoreRow, Visibility};
@@ -31,6 +33,8 @@ pub struct ListedSystem {
     pub version: String,
     /// Alarms stored for the system (active or not yet cleared).
     pub alarms: i64,
+    /// The action it performs, else the last one that ended.
+    pub action: Option<LatestAction>,
     /// Its id, label, primary flag and what comgate last observed.
     #[serde(flatten)]
     pub status: SiteStatus,
@@ -59,6 +63,17 @@ impl CustomerListRow {
         &self.details.customer.id
     }
 
+    /// The customer's action icon: one in progress on any of its systems
+    /// wins (the manual: whilst it runs, no other action may start), else
+    /// how the one that ended last went; `None` when none was reported.
+    pub fn action(&self) -> Option<ActionState> {
+        self.systems
+            .iter()
+            .filter_map(|s| s.action.as_ref())
+            .max_by_key(|a| (a.state == ActionState::InProgress, a.at))
+            .map(|a| a.state)
+    }
+
     /// The primary system, if the customer has one.
     pub fn primary(&self) -> Option<&ListedSystem> {
         self.systems.iter().find(|s| s.status.is_primary)
@@ -67,11 +82,14 @@ impl CustomerListRow {
 
 macro_rules! system_columns {
     () => {
-        "s.id, s.customer_id, s.name, s.label, s.is_primary, s.kind, s.profile, s.version, \
+        concat!(
+            "s.id, s.customer_id, s.name, s.label, s.is_primary, s.kind, s.profile, s.version, \
          s.last_connected_at, s.last_seen_at, s.last_auth_failure_at, s.remote_access, \
          s.colocated_servers, s.centralized_management, s.legacy_agent, s.agent_version, \
-         (SELECT COUNT(*) FROM alarms al WHERE al.system_id = s.id) AS alarm_count \
-         FROM systems s JOIN customers c ON c.id = s.customer_id"
+         (SELECT COUNT(*) FROM alarms al WHERE al.system_id = s.id) AS alarm_count, ",
+            latest_action_columns!(),
+            " FROM systems s JOIN customers c ON c.id = s.customer_id"
+        )
     };
 }
 
@@ -100,6 +118,7 @@ fn system_from_row(row: &impl StoreRow) -> Result<ListedSystem, sqlx::Error> {
         profile: row.col("profile")?,
         version: row.col("version")?,
         alarms: row.col("alarm_count")?,
+        action: latest_from_row(row)?,
         status,
         connectivity: connectivity(&Observation::default(), 0),
     };

@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions_and_audit",
         include_str!("../../migrations/0005_sessions_and_audit.sql"),
     ),
+    (
+        6,
+        "site_actions",
+        include_str!("../../migrations/0006_site_actions.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -70,6 +70,7 @@ mod migrations;
 mod proxy_accounts;
 mod route;
 mod sessions;
+mod site_actions;
 mod site_status;
 mod systems;
 mod users;
@@ -88,6 +89,7 @@ pub use customers::{
 pub use login::{LoginOutcome, LoginPolicy};
 pub use proxy_accounts::ProxyAccount;
 pub use sessions::{token_hash, NewSession, Session};
+pub use site_actions::{LatestAction, SiteAction};
 pub use site_status::{Reported, SiteStatus};
 pub use systems::{NewSystem, System, SystemChanges, SystemKind};
 pub use users::{NewUser, User, UserChanges, UserSettings, SESSION_TIMEOUT_MINUTES};
@@ -417,6 +419,18 @@ fn is_violation(error: &sqlx::Error, kind: ErrorKind) -> bool {
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     is_violation(error, ErrorKind::UniqueViolation)
+}
+
+/// The error of a failed write of a row that belongs to system
+/// `system_id`: a foreign-key violation means there is no such system.
+fn system_row_error(system_id: i64) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| {
+        if is_foreign_key_violation(&e) {
+            StoreError::UnknownSystemId(system_id)
+        } else {
+            e.into()
+        }
+    }
 }
 
 fn is_foreign_key_violation(error: &sqlx::Error) -> bool {

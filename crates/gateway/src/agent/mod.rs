@@ -6,11 +6,11 @@
 //! though the gateway already did: the site, not the gateway, is the
 //! authority on what may be reached inside it.
 
-pub mod alarms;
 pub mod backoff;
 pub mod gateway_url;
 pub mod http_proxy;
 pub mod no_proxy;
+pub mod reports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,10 +31,10 @@ use tunnel_proto::{Access, Target};
 use crate::config::AgentConfig;
 use crate::hub::GOAWAY_REPLACED;
 use crate::relay::{relay_from_stream, RelayLimits};
-use alarms::{AlarmFile, Alarms};
 use backoff::Backoff;
 use gateway_url::GatewayUrl;
 use http_proxy::ProxyUrl;
+use reports::{Reports, SiteFile};
 use tunnel_proto::report::{AlarmType, Severity};
 
 /// Why one connection attempt failed.
@@ -67,7 +67,7 @@ pub struct Agent {
     proxy: Option<ProxyUrl>,
     tls: TlsConnector,
     settings: SiteSettings,
-    alarms: Arc<Alarms>,
+    reports: Arc<Reports>,
 }
 
 impl Agent {
@@ -107,7 +107,7 @@ impl Agent {
             proxy,
             tls: TlsConnector::from(client),
             settings,
-            alarms: Alarms::new(cfg.max_pending_alarms),
+            reports: Reports::new(cfg.max_pending_alarms),
             cfg,
         }))
     }
@@ -125,12 +125,18 @@ impl Agent {
         let span =
             tracing::info_span!("agent", customer = %self.cfg.customer, system = %self.cfg.system);
         async {
-            if let Some(path) = &self.cfg.alarms_file {
-                let watch = AlarmFile::new(path).watch(
-                    Duration::from_millis(self.cfg.alarms_poll_ms),
-                    self.alarms.clone(),
-                );
-                tokio::spawn(watch.in_current_span());
+            let files = [
+                (&self.cfg.alarms_file, reports::parse_alarm_line as fn(&str) -> _),
+                (&self.cfg.actions_file, reports::parse_action_line),
+            ];
+            for (path, parse) in files {
+                if let Some(path) = path {
+                    let watch = SiteFile::new(path, parse).watch(
+                        Duration::from_millis(self.cfg.alarms_poll_ms),
+                        self.reports.clone(),
+                    );
+                    tokio::spawn(watch.in_current_span());
+                }
             }
             loop {
                 let started = Instant::now();
@@ -199,7 +205,7 @@ impl Agent {
                 }
             }
         };
-        let (reason, (), ()) = tokio::join!(mux.closed(), serve, self.alarms.forward(&mux));
+        let (reason, (), ()) = tokio::join!(mux.closed(), serve, self.reports.forward(&mux));
         reason
     }
 
@@ -258,7 +264,7 @@ impl Agent {
     }
 
     fn target_alarm(&self, text: &str, detail: Option<String>, active: bool) {
-        self.alarms
+        self.reports
             .set_own(AlarmType::Services, Severity::Major, text, detail, active);
     }
 
@@ -284,7 +290,7 @@ impl Agent {
         if expiring {
             tracing::warn!(%detail, "comgate's certificate is about to expire");
         }
-        self.alarms.set_own(
+        self.reports.set_own(
             AlarmType::Security,
             Severity::Major,
             "The certificate of comgate is about to expire",

@@ -263,6 +263,15 @@ async fn add_root(gw: &Gateway) -> Result<()> {
     Ok(())
 }
 
+/// A tenant's comgate with the Administrator `root`, and curl logged in as it.
+async fn logged_in_tenant(h: &Harness) -> Result<(Tenant, ApiCurl)> {
+    let tenant = Tenant::start(h).await?;
+    add_root(&tenant.gw).await?;
+    let curl = ApiCurl::new(h, &tenant.gw)?;
+    curl.login().await?;
+    Ok((tenant, curl))
+}
+
 /// The customer list's connectivity comes from serve's hub: a real agent
 /// connecting turns the customer green ("connected"), its end turns it
 /// offline.
@@ -270,11 +279,8 @@ async fn add_root(gw: &Gateway) -> Result<()> {
 async fn the_customer_list_follows_a_real_agent() {
     run(|h: Harness| async move {
         require_tools!("curl");
-        let tenant = Tenant::start(&h).await?;
+        let (tenant, curl) = logged_in_tenant(&h).await?;
         let gw = &tenant.gw;
-        add_root(gw).await?;
-        let curl = ApiCurl::new(&h, gw)?;
-        curl.login().await?;
 
         let waiting = curl
             .wait_for("/com/api/customers", |b| b["total"] == 1)
@@ -309,6 +315,83 @@ async fn the_customer_list_follows_a_real_agent() {
         agent.kill();
         curl.wait_for("/com/api/customers?state=offline", |b| b["total"] == 1)
             .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A site's upgrade, as its tooling writes it to the agent's actions file,
+/// reaches the customer list's action icon through a real agent and serve:
+/// in progress while it runs, then how it ended; a late line for the ended
+/// run changes nothing, and a bad line is named in the agent's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn actions_a_site_reports_show_in_the_customer_list() {
+    run(|h: Harness| async move {
+        require_tools!("curl");
+        let (tenant, curl) = logged_in_tenant(&h).await?;
+        let gw = &tenant.gw;
+        let file = h.path().join("site-actions.jsonl");
+        let cfg = tenant
+            .agent_config()
+            .line("actions_file", format!("\"{}\"", file.display()))
+            .line("alarms_poll_ms", 100);
+        let agent = Agent::start(gw, &cfg).await?;
+        curl.wait_for("/com/api/customers?state=connected", |b| b["total"] == 1)
+            .await?;
+
+        let append = |text: &str| -> Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)?;
+            f.write_all(text.as_bytes())?;
+            Ok(())
+        };
+        append(
+            "{\"id\":\"up-1\",\"kind\":\"upgrade\",\"state\":\"in_progress\",\"detail\":\"to 12.1\"}\n\
+             {\"id\":\"up-1\",\"kind\":\"upgrade\",\"state\":\"paused\"}\n",
+        )?;
+        let running = curl
+            .wait_for("/com/api/customers?action=in_progress", |b| b["total"] == 1)
+            .await?;
+        let item = &running["items"][0];
+        ensure!(item["status"]["action"] == "in_progress", "{item}");
+        ensure!(item["systems"][0]["action"]["kind"] == "upgrade", "{item}");
+
+        append("{\"id\":\"up-1\",\"kind\":\"upgrade\",\"state\":\"failed\",\"detail\":\"image corrupt\"}\n")?;
+        curl.wait_for("/com/api/customers?action=failed", |b| b["total"] == 1)
+            .await?;
+        // Over is over: a late line for the same run is ignored.
+        append("{\"id\":\"up-1\",\"kind\":\"upgrade\",\"state\":\"completed\"}\n")?;
+        let deadline = tokio::time::Instant::now() + secs(10);
+        while !gw
+            .log_text()
+            .lines()
+            .any(|l| l.contains("site action") && l.contains("ignored=true"))
+        {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "serve did not log the late line as ignored"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let details = curl
+            .wait_for(&format!("/com/api/customers/{CUSTOMER}"), |_| true)
+            .await?;
+        let actions = details["actions"].as_array().cloned().unwrap_or_default();
+        ensure!(actions.len() == 1, "{details}");
+        ensure!(
+            actions[0]["state"] == "failed"
+                && actions[0]["detail"] == "image corrupt"
+                && actions[0]["site_action_id"] == "up-1",
+            "{details}"
+        );
+        let log = agent.log_text();
+        ensure!(
+            log.contains("site report line skipped") && log.contains("unknown state \"paused\""),
+            "the agent did not name the bad line:\n{log}"
+        );
         Ok(())
     })
     .await

@@ -105,7 +105,7 @@ async fn alarm_file_lines_reach_comgate_and_bad_lines_are_named() {
         );
         let log = agent.log_text();
         ensure!(
-            log.contains("alarm line skipped") && log.contains("unknown type \"Weather\""),
+            log.contains("site report line skipped") && log.contains("unknown type \"Weather\""),
             "the agent did not name the bad line:\n{log}"
         );
         Ok(())
