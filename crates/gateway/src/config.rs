@@ -98,6 +98,12 @@ pub struct ServeConfig {
     pub central: Option<CentralSection>,
     #[serde(default)]
     pub database: Option<DatabaseSection>,
+    /// Threads that run serve's connections; default one per CPU. Fewer
+    /// leave cores to other services on the machine (and on a machine
+    /// shared with busy neighbours, hand-offs between workers cost more
+    /// than the extra core gives: BENCHMARKS.md).
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
     /// Where the config was read from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -453,6 +459,9 @@ impl ServeConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.path;
+        if self.worker_threads == Some(0) {
+            return Err(invalid(p, "worker_threads", "must be at least 1"));
+        }
         let d = &self.domain;
         if d.is_empty()
             || d.len() > 200
@@ -1111,6 +1120,19 @@ listen = "127.0.0.1:6444"
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_body = 1\n"
         ));
         assert!(err.contains("max_body"), "{err}");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_cpu_and_are_checked() {
+        let (_d, path) = write(MINIMAL);
+        assert_eq!(ServeConfig::load(&path).unwrap().worker_threads, None);
+        let (_d, path) = write(&format!("worker_threads = 1\n{MINIMAL}"));
+        assert_eq!(ServeConfig::load(&path).unwrap().worker_threads, Some(1));
+        let err = serve_error(&format!("worker_threads = 0\n{MINIMAL}"));
+        assert!(
+            err.contains("worker_threads") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -234,6 +234,23 @@ fn main() -> ExitCode {
         Command::Agent { .. } => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    // serve's config says how many workers its runtime has, so it is read
+    // before the runtime starts.
+    let serve_cfg = match &cli.command {
+        Command::Serve { config } => match ServeConfig::load(config) {
+            Ok(cfg) => {
+                if let Some(n) = cfg.worker_threads {
+                    builder.worker_threads(n);
+                }
+                Some(cfg)
+            }
+            Err(e) => {
+                eprintln!("comgate: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -241,7 +258,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, clock)) {
+    match runtime.block_on(run(cli, serve_cfg, clock)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("comgate: {e:#}");
@@ -250,10 +267,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, clock: pac::SystemClock) -> anyhow::Result<()> {
+/// Runs the command; `serve_cfg` is serve's config, already read.
+async fn run(
+    cli: Cli,
+    serve_cfg: Option<ServeConfig>,
+    clock: pac::SystemClock,
+) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
-            let cfg = ServeConfig::load(&config)?;
+            let cfg = match serve_cfg {
+                Some(cfg) => cfg,
+                None => ServeConfig::load(&config)?,
+            };
             gateway::serve::run(cfg).await?;
         }
         Command::Agent { config } => {

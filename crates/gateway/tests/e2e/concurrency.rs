@@ -7,7 +7,7 @@ use anyhow::{ensure, Context, Result};
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
-use crate::support::comgate::Agent;
+use crate::support::comgate::{Agent, Gateway, GatewayOptions};
 use crate::support::files::{echo_roundtrip, MIB};
 use crate::support::proxytunnel::NameMode;
 use crate::support::site::{SshSite, Tenant};
@@ -71,58 +71,78 @@ async fn wait_until_stalled(source: &Target) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stalled_reader_does_not_block_parallel_transfer_on_same_site() {
+    run(|h: Harness| async move { stalled_beside_busy(&h, &GatewayOptions::default()).await })
+        .await;
+}
+
+/// serve on one worker thread (`worker_threads = 1`) runs one, and still
+/// keeps a stalled stream from blocking its neighbour: nothing in it relies
+/// on a second worker to make progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_on_one_worker_thread_keeps_streams_independent() {
     run(|h: Harness| async move {
-        let source = endless(lo(8), 0).await?;
-        let server = echo(lo(5), 0).await?;
-        let tenant = Tenant::start(&h).await?;
-        let cfg = tenant
-            .agent_config()
-            .tunnel("RDP", source.addr)
-            .tunnel("RDP", server.addr);
-        let _agent = Agent::start(&tenant.gw, &cfg).await?;
-
-        // A client that opens a stream to an endless source and never reads.
-        let stalled = tenant
-            .front
-            .open(&Tenant::colocated(source.addr), &tenant.creds)
-            .await?;
-        let buffered = wait_until_stalled(&source).await?;
-        eprintln!("stalled stream: the source wrote {buffered} bytes before it was held back");
-
-        // A 20 MiB transfer on the same site goes through meanwhile.
-        let busy = tenant
-            .front
-            .open(&Tenant::colocated(server.addr), &tenant.creds)
-            .await?;
-        let took = echo_roundtrip(busy.stream, busy.early, 20 * MIB, secs(60))
-            .await
-            .context("transfer next to a stalled stream")?;
-        eprintln!("20 MiB each way next to the stalled stream in {took:.2?}");
-
-        // The stalled stream stayed bounded, and is intact: it still delivers when read.
-        let after = source.written();
-        ensure!(
-            after < 256 * MIB as u64,
-            "the stalled stream buffered {after} bytes"
-        );
-        let mut stream = stalled.stream;
-        let mut got = stalled.early.len();
-        tokio::time::timeout(Duration::from_secs(20), async {
-            let mut chunk = vec![0u8; 64 * 1024];
-            while got < 4 * MIB {
-                let n = stream.read(&mut chunk).await?;
-                ensure!(n > 0, "the stalled stream ended after {got} bytes");
-                ensure!(
-                    chunk[..n].iter().all(|&b| b == 0x5a),
-                    "corrupted bytes on the stalled stream"
-                );
-                got += n;
-            }
-            Ok(())
-        })
-        .await
-        .context("the stalled stream did not resume when read")??;
-        Ok(())
+        let opts = GatewayOptions::default().top("worker_threads", 1);
+        let gw = Gateway::start_with(&h, &opts).await?;
+        let workers = gw.threads_named("tokio-rt-worker")?;
+        ensure!(workers == 1, "serve runs {workers} workers");
+        drop(gw);
+        stalled_beside_busy(&h, &opts).await
     })
     .await;
+}
+
+/// A stream to an endless source that nobody reads, and a 20 MiB echo
+/// beside it on the same site; the stalled one stays bounded and intact.
+async fn stalled_beside_busy(h: &Harness, opts: &GatewayOptions) -> Result<()> {
+    let source = endless(lo(8), 0).await?;
+    let server = echo(lo(5), 0).await?;
+    let tenant = Tenant::start_with(h, opts).await?;
+    let cfg = tenant
+        .agent_config()
+        .tunnel("RDP", source.addr)
+        .tunnel("RDP", server.addr);
+    let _agent = Agent::start(&tenant.gw, &cfg).await?;
+
+    // A client that opens a stream to an endless source and never reads.
+    let stalled = tenant
+        .front
+        .open(&Tenant::colocated(source.addr), &tenant.creds)
+        .await?;
+    let buffered = wait_until_stalled(&source).await?;
+    eprintln!("stalled stream: the source wrote {buffered} bytes before it was held back");
+
+    // A 20 MiB transfer on the same site goes through meanwhile.
+    let busy = tenant
+        .front
+        .open(&Tenant::colocated(server.addr), &tenant.creds)
+        .await?;
+    let took = echo_roundtrip(busy.stream, busy.early, 20 * MIB, secs(60))
+        .await
+        .context("transfer next to a stalled stream")?;
+    eprintln!("20 MiB each way next to the stalled stream in {took:.2?}");
+
+    // The stalled stream stayed bounded, and is intact: it still delivers when read.
+    let after = source.written();
+    ensure!(
+        after < 256 * MIB as u64,
+        "the stalled stream buffered {after} bytes"
+    );
+    let mut stream = stalled.stream;
+    let mut got = stalled.early.len();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while got < 4 * MIB {
+            let n = stream.read(&mut chunk).await?;
+            ensure!(n > 0, "the stalled stream ended after {got} bytes");
+            ensure!(
+                chunk[..n].iter().all(|&b| b == 0x5a),
+                "corrupted bytes on the stalled stream"
+            );
+            got += n;
+        }
+        Ok(())
+    })
+    .await
+    .context("the stalled stream did not resume when read")??;
+    Ok(())
 }

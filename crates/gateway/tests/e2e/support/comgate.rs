@@ -37,16 +37,23 @@ pub fn comgate_command() -> std::process::Command {
     cmd
 }
 
-/// Extra `key = value` lines for serve's `[gateway]`, `[agents]` and `[central]` tables
-/// (limits).
+/// Extra `key = value` lines for serve's top level and its `[gateway]`, `[agents]`
+/// and `[central]` tables (limits).
 #[derive(Default, Clone)]
 pub struct GatewayOptions {
+    pub top: Vec<String>,
     pub gateway: Vec<String>,
     pub agents: Vec<String>,
     pub central: Vec<String>,
 }
 
 impl GatewayOptions {
+    /// Adds `key = value` (value written as TOML) at the top level.
+    pub fn top(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.top.push(format!("{key} = {value}"));
+        self
+    }
+
     /// Adds `key = value` (value written as TOML, e.g. `500` or `"x"`) to `[gateway]`.
     pub fn gateway(mut self, key: &str, value: impl std::fmt::Display) -> Self {
         self.gateway.push(format!("{key} = {value}"));
@@ -95,6 +102,9 @@ impl Gateway {
         let mut toml = String::new();
         writeln!(toml, "domain = \"{DOMAIN}\"")?;
         writeln!(toml, "data_dir = \"{}\"", data_dir.display())?;
+        for line in &opts.top {
+            writeln!(toml, "{line}")?;
+        }
         writeln!(toml, "\n[gateway]\nlisten = \"127.0.0.1:{port}\"")?;
         for line in &opts.gateway {
             writeln!(toml, "{line}")?;
@@ -208,6 +218,20 @@ impl Gateway {
     /// The generated CA (`data_dir/ca.pem`) that clients trust.
     pub fn ca(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
+    }
+
+    /// Threads of the running serve named `name` (as the kernel shows them:
+    /// tokio's workers are `tokio-rt-worker`).
+    pub fn threads_named(&self, name: &str) -> Result<usize> {
+        let pid = self.proc.as_ref().context("serve is not running")?.pid();
+        let mut n = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The whole serve log so far (all runs), colours stripped.
