@@ -98,7 +98,7 @@
 //! at most the window: DATA beyond either window, DATA after the sender's
 //! FIN, or DATA before the stream is open closes the session with GOAWAY
 //! (`FLOW_CONTROL_ERROR` or `PROTOCOL_ERROR`). When the bytes the application
-//! has read since the last update reach half a window, the receiver sends a
+//! has read since the last update reach a quarter of the window, the receiver sends a
 //! WINDOW with that amount (never one per read). Bytes of a stream that ends
 //! unread are returned to the connection window. Credit above 2^31−1 is a
 //! flow-control error. Defaults: 4 MiB per stream, 16 MiB per connection

@@ -8,11 +8,21 @@
 //! receiver grows the window while growing it pays, the way gRPC's BDP
 //! estimator does for HTTP/2: it sends a PING when data arrives, counts the
 //! bytes that arrive until the PONG, and if those filled most of the window
-//! and the rate they make is clearly above the best seen so far, the window
-//! becomes twice that sample (each stream takes it when its reader has
-//! caught up, so a stalled stream keeps its small buffer). When the link or
-//! the reader (CPU) is the limit, a larger window only adds queue: the round
-//! trip grows with it, the rate does not, and the window stays.
+//! and either the round trip was the link's own (within a quarter of the
+//! shortest seen: nothing queued, so the window was the limit) or the rate
+//! they make is clearly above the best seen so far, the window becomes
+//! twice that sample (each stream takes it when its reader has caught up, so
+//! a stalled stream keeps its small buffer). When the link or the reader
+//! (CPU) is the limit, a larger window only adds queue: the round trip grows
+//! with it, the rate does not, and the window stays.
+//!
+//! The round-trip test is the one a distant link needs: its rate samples
+//! are noisy (CPU contention at either end), and a lucky sample once set a
+//! best rate that the next honest samples did not beat by the margin,
+//! holding a 20 ms site at a 5 MiB window for a second of a transfer. A
+//! near link cannot pass it once the window is larger than its tiny
+//! bandwidth-delay product: filling the window then takes longer than the
+//! shortest round trip.
 //!
 //! The peer answers PINGs before queued data (control frames go first), so
 //! the round trip measured is the link's, plus the queues below the
@@ -30,6 +40,9 @@ const MIN_PROBE_GAP: Duration = Duration::from_millis(1);
 /// kept windows near 512 KiB on loopback and cost a tenth of the throughput
 /// there (bigger batches per wake-up); 1.1 gives that back (BENCHMARKS.md).
 const GAIN: f64 = 1.1;
+/// A round trip at most this many times the shortest seen had nothing
+/// queued in it: the window, not the link or the reader, was the limit.
+const UNQUEUED_RTT: f64 = 1.25;
 
 #[derive(Debug)]
 pub(crate) struct WindowTuner {
@@ -40,6 +53,7 @@ pub(crate) struct WindowTuner {
     next_probe: Option<Instant>,
     seq: u64,
     best_rate: f64,
+    min_rtt: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -58,6 +72,7 @@ impl WindowTuner {
             next_probe: None,
             seq: 0,
             best_rate: 0.0,
+            min_rtt: None,
         }
     }
 
@@ -91,7 +106,10 @@ impl WindowTuner {
         self.next_probe = Some(now + rtt.max(MIN_PROBE_GAP));
         let rate = probe.bytes as f64 / rtt.as_secs_f64().max(1e-6);
         let filled = probe.bytes.saturating_mul(3) >= u64::from(self.window) * 2;
-        let grows = filled && rate > self.best_rate * GAIN;
+        let min_rtt = self.min_rtt.map_or(rtt, |m| m.min(rtt));
+        self.min_rtt = Some(min_rtt);
+        let unqueued = rtt.as_secs_f64() <= min_rtt.as_secs_f64() * UNQUEUED_RTT;
+        let grows = filled && (unqueued || rate > self.best_rate * GAIN);
         self.best_rate = self.best_rate.max(rate);
         if !grows {
             return None;
@@ -156,6 +174,31 @@ mod tests {
             );
         }
         assert_eq!(t.window, 512 * KIB);
+    }
+
+    #[test]
+    fn a_distant_link_grows_past_a_lucky_rate_sample_while_nothing_queues() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let mut now = Instant::now();
+        let rtt = Duration::from_millis(20);
+        // A lucky first sample: twice the window's worth in one round trip
+        // (a burst that was queued before the probe), so a high best rate.
+        assert_eq!(round(&mut t, &mut now, 512 * KIB, rtt), Some(1024 * KIB));
+        // Honest window-bound samples at the link's round trip make less
+        // than 1.1 times that rate, yet the window keeps growing: the round
+        // trip shows nothing was queued.
+        assert_eq!(round(&mut t, &mut now, 700 * KIB, rtt), Some(1400 * KIB));
+        assert_eq!(
+            round(&mut t, &mut now, 1000 * KIB, rtt + Duration::from_millis(4)),
+            Some(2000 * KIB)
+        );
+        // A round trip well above the shortest (a queue) at a rate that is
+        // no better: the window stays.
+        assert_eq!(
+            round(&mut t, &mut now, 1400 * KIB, Duration::from_millis(40)),
+            None
+        );
+        assert_eq!(t.window, 2000 * KIB);
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Session {
     }
 
     /// Takes up to `max` received bytes. Reading is consuming: once the
-    /// consumed bytes reach half a window, a WINDOW update is queued.
+    /// consumed bytes reach a quarter of the window, a WINDOW update is queued.
     pub fn read(&mut self, id: u32, max: usize) -> Result<ReadOutcome, StreamError> {
         let tuned = self.tuner.window;
         let s = self.open_stream_mut(id)?;

@@ -70,7 +70,7 @@ fn read_all(s: &mut Session, id: u32) -> Vec<u8> {
 }
 
 #[test]
-fn data_flows_and_windows_are_returned_per_half_window() {
+fn data_flows_and_windows_are_returned_per_quarter_window() {
     let (mut gw, mut agent, id) = pair(cfg(100, 1000));
     assert_eq!(
         gw.write(id, &[1; 150]).unwrap(),
@@ -80,12 +80,12 @@ fn data_flows_and_windows_are_returned_per_half_window() {
     assert_eq!(gw.write(id, &[1; 10]).unwrap(), 0);
     pump(&mut gw, &mut agent).unwrap();
     assert_eq!(
-        agent.read(id, 49).unwrap(),
-        ReadOutcome::Data(Bytes::from(vec![1; 49]))
+        agent.read(id, 24).unwrap(),
+        ReadOutcome::Data(Bytes::from(vec![1; 24]))
     );
     assert!(
         frames(&mut agent).is_empty(),
-        "no update before half the window is consumed"
+        "no update before a quarter of the window is consumed"
     );
     assert_eq!(
         agent.read(id, 1).unwrap(),
@@ -95,7 +95,7 @@ fn data_flows_and_windows_are_returned_per_half_window() {
         frames(&mut agent),
         vec![Frame::Window {
             stream: id,
-            increment: 50
+            increment: 25
         }]
     );
     agent.check_invariants().unwrap();
