@@ -5,10 +5,11 @@
 //! The secret travels in the first websocket message rather than in an HTTP
 //! header so that no access log or proxy along the way ever records it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use admin::failure_limit::{FailureLimiter, FailureQuota};
 use admin::store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout_at;
@@ -30,11 +31,23 @@ pub struct AgentListener {
     cfg: AgentsSection,
     store: Store,
     hub: Arc<Hub>,
+    /// Failed authorisations per source address (`[agents]
+    /// hello_failures_per_minute`, `hello_failure_burst`).
+    failures: FailureLimiter<IpAddr>,
 }
 
 impl AgentListener {
     pub fn new(cfg: AgentsSection, store: Store, hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new(AgentListener { cfg, store, hub })
+        let failures = FailureLimiter::new(FailureQuota {
+            per_minute: cfg.hello_failures_per_minute,
+            burst: cfg.hello_failure_burst,
+        });
+        Arc::new(AgentListener {
+            cfg,
+            store,
+            hub,
+            failures,
+        })
     }
 
     pub fn mux_config(&self) -> MuxConfig {
@@ -98,7 +111,7 @@ impl AgentListener {
         span.record("customer", hello.customer.as_str());
         span.record("system", hello.system.as_str());
 
-        let (key, system_id) = match self.check_hello(&hello).await {
+        let (key, system_id) = match self.check_hello(&hello, peer.ip()).await {
             Ok(admitted) => admitted,
             Err(reject) => {
                 // send_reject closes the websocket after the reply.
@@ -174,16 +187,32 @@ impl AgentListener {
     /// Known system with the right secret and a protocol we speak; its key
     /// and id. A refused secret for a known system is recorded (the customer
     /// list shows "Authorization failed").
-    async fn check_hello(&self, hello: &Hello) -> Result<(SiteKey, i64), Reject> {
+    async fn check_hello(&self, hello: &Hello, peer: IpAddr) -> Result<(SiteKey, i64), Reject> {
         handshake::check_version(hello)?;
-        let denied = || {
-            Reject {
-            code: reject_code::AUTHENTICATION_FAILED.into(),
-            reason: format!(
-                "authorization failed for system {} of customer {} (unknown system or wrong secret)",
-                hello.system, hello.customer
-            ),
+        if let Some(wait) = self.failures.blocked_for(&peer) {
+            return Err(Reject {
+                code: reject_code::TOO_MANY_FAILURES.into(),
+                reason: format!(
+                    "too many failed authorisations from {peer}; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            });
         }
+        let denied = || {
+            if let Some(block) = self.failures.failed(&peer) {
+                tracing::warn!(
+                    %peer,
+                    block_secs = block.as_secs().max(1),
+                    "too many failed agent authorisations: the address is refused unchecked for a while"
+                );
+            }
+            Reject {
+                code: reject_code::AUTHENTICATION_FAILED.into(),
+                reason: format!(
+                    "authorization failed for system {} of customer {} (unknown system or wrong secret)",
+                    hello.system, hello.customer
+                ),
+            }
         };
         let customer = hello.customer.to_ascii_lowercase();
         let label = admin::store::system_label(&hello.system).ok_or_else(denied)?;

@@ -315,6 +315,15 @@ pub struct AgentsSection {
     /// from the last mark.
     #[serde(default = "defaults::seen_interval_secs")]
     pub seen_interval_secs: u64,
+    /// Sustained rate of failed agent authorisations allowed per source
+    /// address; beyond it (after the burst) hellos from that address are
+    /// refused unchecked until the allowance refills, so that guessing
+    /// costs neither a secret verification nor a database write.
+    #[serde(default = "defaults::hello_failures_per_minute")]
+    pub hello_failures_per_minute: u32,
+    /// Failed authorisations an address may make in a burst.
+    #[serde(default = "defaults::hello_failure_burst")]
+    pub hello_failure_burst: u32,
     /// Runs of actions (upgrades, backups) kept per system: the newest
     /// ones, so that a site cannot grow the table without bound.
     #[serde(default = "defaults::actions_kept_per_system")]
@@ -328,6 +337,12 @@ pub mod defaults {
     }
     pub fn actions_kept_per_system() -> usize {
         20
+    }
+    pub fn hello_failures_per_minute() -> u32 {
+        30
+    }
+    pub fn hello_failure_burst() -> u32 {
+        10
     }
     pub fn admin_max_body_bytes() -> usize {
         64 * 1024
@@ -536,6 +551,14 @@ impl ServeConfig {
             (
                 "agents.actions_kept_per_system",
                 self.agents.actions_kept_per_system as u64,
+            ),
+            (
+                "agents.hello_failures_per_minute",
+                u64::from(self.agents.hello_failures_per_minute),
+            ),
+            (
+                "agents.hello_failure_burst",
+                u64::from(self.agents.hello_failure_burst),
             ),
         ] {
             if v == 0 {
@@ -1057,6 +1080,17 @@ listen = "127.0.0.1:6444"
         let (_d, path) = write(MINIMAL);
         let cfg = ServeConfig::load(&path).unwrap();
         assert_eq!(cfg.agents.actions_kept_per_system, 20);
+        assert_eq!(
+            (
+                cfg.agents.hello_failures_per_minute,
+                cfg.agents.hello_failure_burst
+            ),
+            (30, 10)
+        );
+        for key in ["hello_failures_per_minute", "hello_failure_burst"] {
+            let err = serve_error(&format!("{MINIMAL}{key} = 0\n"));
+            assert!(err.contains(&format!("agents.{key}")), "{err}");
+        }
     }
 
     #[test]

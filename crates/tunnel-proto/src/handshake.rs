@@ -38,6 +38,9 @@ pub mod reject_code {
     /// names cannot be probed).
     pub const AUTHENTICATION_FAILED: &str = "authentication_failed";
     pub const MALFORMED_HELLO: &str = "malformed_hello";
+    /// Too many failed authorisations from the agent's address: refused
+    /// without a check until the allowance refills (the reason says when).
+    pub const TOO_MANY_FAILURES: &str = "too_many_failures";
 }
 
 /// Names an agent lists in [`Hello::features`]: protocol additions it

@@ -133,3 +133,71 @@ async fn connected_sites_are_marked_seen_while_they_stay() {
     })
     .await;
 }
+
+/// Waits until `text` is in the agent's log.
+async fn wait_agent_log(agent: &Agent, text: &str) -> Result<()> {
+    let deadline = Instant::now() + secs(20);
+    while !agent.log_text().contains(text) {
+        if Instant::now() > deadline {
+            bail!("no {text:?} in the agent's log:\n{}", agent.log_text());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Guessing agent secrets from one address is bounded: after
+/// `hello_failure_burst` failures the address is refused unchecked (no
+/// secret verification, no database write) until its allowance refills,
+/// and the agent is told why. The limit is per address, so the right
+/// secret from there waits too, as at the front door.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_agent_authorisations_block_the_address_for_a_while() {
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default()
+            .agents("hello_failure_burst", 2)
+            .agents("hello_failures_per_minute", 1);
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        let gw = &tenant.gw;
+        let fast_retries = |cfg: AgentConfig| {
+            cfg.line("reconnect_initial_ms", 100)
+                .line("reconnect_max_ms", 200)
+        };
+        let mut wrong = Agent::spawn_only(
+            gw,
+            &fast_retries(AgentConfig::new(CUSTOMER, SYSTEM, "not-the-secret")),
+        )?;
+        wait_agent_log(&wrong, "too many failed authorisations from 127.0.0.1").await?;
+        let recorded = status(gw).await?.last_auth_failure_at;
+        anyhow::ensure!(recorded.is_some(), "the failures were not recorded");
+        // The agent keeps trying every 100-200 ms; none of it reaches the
+        // database while the address is blocked.
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        let later = status(gw).await?.last_auth_failure_at;
+        anyhow::ensure!(
+            later == recorded,
+            "a blocked hello was checked and recorded: {recorded:?} -> {later:?}"
+        );
+        wrong.kill();
+        let log = gw.log_text();
+        let checked = log
+            .lines()
+            .filter(|l| l.contains("agent not admitted") && l.contains("authorization failed"))
+            .count();
+        anyhow::ensure!(checked == 2, "{checked} hellos were checked, not 2:\n{log}");
+        anyhow::ensure!(
+            log.contains("too many failed agent authorisations"),
+            "serve did not log the block:\n{log}"
+        );
+
+        let mut right = Agent::spawn_only(gw, &fast_retries(tenant.agent_config()))?;
+        wait_agent_log(&right, "too many failed authorisations").await?;
+        anyhow::ensure!(
+            status(gw).await?.last_connected_at.is_none(),
+            "the blocked address was admitted"
+        );
+        right.kill();
+        Ok(())
+    })
+    .await
+}
