@@ -50,6 +50,12 @@ impl AgentListener {
         })
     }
 
+    /// Drops expired failure counts, so that a scan from many addresses
+    /// leaves no state behind (serve calls it with the front door's).
+    pub fn housekeeping(&self) {
+        self.failures.housekeeping();
+    }
+
     pub fn mux_config(&self) -> MuxConfig {
         MuxConfig {
             stream_window: self.cfg.initial_stream_window,

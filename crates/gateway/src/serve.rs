@@ -159,12 +159,13 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
     );
     let agents = AgentListener::new(cfg.agents.clone(), store.clone(), hub.clone());
     let housekeeping = {
-        let auth = auth.clone();
+        let (auth, agents) = (auth.clone(), agents.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Authenticator::HOUSEKEEPING_EVERY);
             loop {
                 tick.tick().await;
                 auth.housekeeping();
+                agents.housekeeping();
             }
         })
     };
