@@ -1,7 +1,7 @@
 //! The actions sites report (an upgrade, a backup) on each database: a run
 //! moves from in progress to its end and then stays there, the history per
-//! system is bounded, and the customer list's action icon and filter and a
-//! customer's details show them through the API.
+//! system is bounded, and the customer list's action icon and filter, the
+//! dashboard's counts and a customer's details show them through the API.
 
 mod common;
 
@@ -301,6 +301,24 @@ async fn the_api_shows_filters_and_details_actions(backend: Backend) {
     let bad = admin.get("/com/api/customers?action=paused").await;
     assert_eq!(bad.status, 422, "{bad:?}");
     assert_eq!(bad.body["field"], "action", "{bad:?}");
+
+    // The dashboard counts each icon, and each count's link lists exactly
+    // the customers it counts.
+    let board = admin.get("/com/api/dashboard").await;
+    let by_action = board.body["customers"]["by_action"].as_array().unwrap();
+    let counts: Vec<(&str, i64)> = by_action
+        .iter()
+        .map(|c| (c["value"].as_str().unwrap(), c["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        counts,
+        [("in_progress", 1), ("completed", 0), ("failed", 1)],
+        "{board:?}"
+    );
+    for count in by_action {
+        let listed = admin.get(count["link"].as_str().unwrap()).await;
+        assert_eq!(listed.body["total"], count["count"], "{count}");
+    }
 
     let details = admin.get("/com/api/customers/1").await;
     let actions = details.body["actions"].as_array().unwrap();

@@ -4,13 +4,13 @@
 //! the alarm list pre-filtered with only matching alarms").
 //!
 //! Sections sit side by side in [`Dashboard`]: the customers by
-//! connectivity state, by system version and by tag, and the alarms by
-//! severity and by type.
+//! connectivity state, by action (in progress, completed, failed), by
+//! system version and by tag, and the alarms by severity and by type.
 
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
-use tunnel_proto::report::{AlarmType, Severity};
+use tunnel_proto::report::{ActionState, AlarmType, Severity};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,12 +39,15 @@ pub struct Dashboard {
     pub alarms: AlarmSummary,
 }
 
-/// The visible customers, counted three ways.
+/// The visible customers, counted four ways.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerSummary {
     pub total: i64,
     /// Every connectivity state (zero counts included).
     pub by_state: Vec<Count>,
+    /// Every action icon: `in_progress`, `completed`, `failed` (zero
+    /// counts included; customers without a reported action are in none).
+    pub by_action: Vec<Count>,
     /// Each system version in use: customers with a system of it.
     pub by_version: Vec<Count>,
     /// Each tag in use: customers with it.
@@ -107,6 +110,15 @@ pub fn customer_summary(rows: &[CustomerListRow]) -> CustomerSummary {
                 )
                 .unwrap_or(i64::MAX),
                 link: customers_link("state", state.as_str()),
+            })
+            .collect(),
+        by_action: ActionState::ALL
+            .into_iter()
+            .map(|action| Count {
+                value: action.as_str().to_owned(),
+                count: i64::try_from(rows.iter().filter(|r| r.action() == Some(action)).count())
+                    .unwrap_or(i64::MAX),
+                link: customers_link("action", action.as_str()),
             })
             .collect(),
         by_version: counts_by(rows, "version", |r| {
