@@ -204,6 +204,7 @@ impl AgentListener {
                 ),
             });
         }
+        // Every refusal for a name or secret counts against the address.
         let denied = || {
             if let Some(block) = self.failures.failed(&peer) {
                 tracing::warn!(

@@ -274,11 +274,8 @@ async fn run(
     clock: pac::SystemClock,
 ) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config } => {
-            let cfg = match serve_cfg {
-                Some(cfg) => cfg,
-                None => ServeConfig::load(&config)?,
-            };
+        Command::Serve { .. } => {
+            let cfg = serve_cfg.context("serve's config is read before its runtime starts")?;
             gateway::serve::run(cfg).await?;
         }
         Command::Agent { config } => {

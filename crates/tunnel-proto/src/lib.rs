@@ -101,8 +101,9 @@
 //! has read since the last update reach a quarter of the window, the receiver sends a
 //! WINDOW with that amount (never one per read). Bytes of a stream that ends
 //! unread are returned to the connection window. Credit above 2^31−1 is a
-//! flow-control error. Defaults: 4 MiB per stream, 16 MiB per connection
-//! ([`MuxConfig`]).
+//! flow-control error. Defaults: streams start at 256 KiB and the receiver
+//! grows them up to 16 MiB while that raises their rate (`session::autotune`);
+//! 32 MiB per connection ([`MuxConfig`]).
 //!
 //! So a partner that stops reading stalls only its own stream: the gateway
 //! buffers at most one stream window for it, other streams keep their own

@@ -95,32 +95,44 @@ fn counts_by<'a>(
         .collect()
 }
 
+/// A count for each of `values` (zero counts included), in their order,
+/// of the customers `has` says have it; `name` is the value as the customer
+/// list's `parameter` takes it.
+fn counts_of_each<T: Copy>(
+    rows: &[CustomerListRow],
+    parameter: &str,
+    values: impl IntoIterator<Item = T>,
+    name: fn(T) -> &'static str,
+    has: impl Fn(&CustomerListRow, T) -> bool,
+) -> Vec<Count> {
+    values
+        .into_iter()
+        .map(|value| Count {
+            value: name(value).to_owned(),
+            count: i64::try_from(rows.iter().filter(|r| has(r, value)).count()).unwrap_or(i64::MAX),
+            link: customers_link(parameter, name(value)),
+        })
+        .collect()
+}
+
 /// The customer section over `rows` (the visible customers).
 pub fn customer_summary(rows: &[CustomerListRow]) -> CustomerSummary {
     CustomerSummary {
         total: i64::try_from(rows.len()).unwrap_or(i64::MAX),
-        by_state: ConnectivityState::ALL
-            .into_iter()
-            .map(|state| Count {
-                value: state.as_str().to_owned(),
-                count: i64::try_from(
-                    rows.iter()
-                        .filter(|r| r.connectivity.state == state)
-                        .count(),
-                )
-                .unwrap_or(i64::MAX),
-                link: customers_link("state", state.as_str()),
-            })
-            .collect(),
-        by_action: ActionState::ALL
-            .into_iter()
-            .map(|action| Count {
-                value: action.as_str().to_owned(),
-                count: i64::try_from(rows.iter().filter(|r| r.action() == Some(action)).count())
-                    .unwrap_or(i64::MAX),
-                link: customers_link("action", action.as_str()),
-            })
-            .collect(),
+        by_state: counts_of_each(
+            rows,
+            "state",
+            ConnectivityState::ALL,
+            ConnectivityState::as_str,
+            |r, state| r.connectivity.state == state,
+        ),
+        by_action: counts_of_each(
+            rows,
+            "action",
+            ActionState::ALL,
+            ActionState::as_str,
+            |r, action| r.action() == Some(action),
+        ),
         by_version: counts_by(rows, "version", |r| {
             r.systems.iter().map(|s| s.version.as_str()).collect()
         }),

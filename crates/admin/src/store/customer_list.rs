@@ -17,7 +17,9 @@ use tunnel_proto::report::ActionState;
 
 use super::assignments::assigned_to_user;
 use super::customers::{detail_columns, details_from_row};
-use super::site_actions::{latest_action_columns, latest_from_row, LatestAction};
+use super::site_actions::{
+    latest_action_columns, latest_action_join, latest_from_row, LatestAction,
+};
 use super::site_status::{self, SiteStatus};
 use super::systems::{kind_from_row, SystemKind};
 use super::{Store, StoreRow, Visibility};
@@ -88,7 +90,8 @@ macro_rules! system_columns {
          s.colocated_servers, s.centralized_management, s.legacy_agent, s.agent_version, \
          (SELECT COUNT(*) FROM alarms al WHERE al.system_id = s.id) AS alarm_count, ",
             latest_action_columns!(),
-            " FROM systems s JOIN customers c ON c.id = s.customer_id"
+            " FROM systems s JOIN customers c ON c.id = s.customer_id",
+            latest_action_join!()
         )
     };
 }

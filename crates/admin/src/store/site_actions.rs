@@ -62,36 +62,27 @@ const OF_CUSTOMER: &str = "SELECT a.id, a.system_id, a.site_action_id, a.kind, a
      FROM site_actions a JOIN systems s ON s.id = a.system_id WHERE s.customer_id = $1 \
      ORDER BY a.updated_at DESC, a.id DESC";
 
-/// One column of a system's latest action, for the customer list's system
-/// query (`s` is the system): an action in progress first, then the one
-/// reported last.
-macro_rules! latest_action_column {
-    ($column:literal) => {
-        concat!(
-            "(SELECT a.",
-            $column,
-            " FROM site_actions a WHERE a.system_id = s.id \
-             ORDER BY CASE WHEN a.state = 'in_progress' THEN 0 ELSE 1 END, \
-             a.updated_at DESC, a.id DESC LIMIT 1) AS action_",
-            $column
-        )
-    };
-}
-pub(crate) use latest_action_column;
-
-/// The three columns [`latest_from_row`] reads.
+/// The columns [`latest_from_row`] reads, from the row
+/// [`latest_action_join`] adds.
 macro_rules! latest_action_columns {
     () => {
-        concat!(
-            $crate::store::site_actions::latest_action_column!("kind"),
-            ", ",
-            $crate::store::site_actions::latest_action_column!("state"),
-            ", ",
-            $crate::store::site_actions::latest_action_column!("updated_at")
-        )
+        "la.kind AS action_kind, la.state AS action_state, la.updated_at AS action_updated_at"
     };
 }
 pub(crate) use latest_action_columns;
+
+/// Joins each system `s` to its latest action `la`, if it has one: a run in
+/// progress first, then the one reported last. One look-up per system,
+/// through the `(system_id, ...)` unique index.
+macro_rules! latest_action_join {
+    () => {
+        " LEFT JOIN site_actions la ON la.id = (SELECT a.id FROM site_actions a \
+         WHERE a.system_id = s.id \
+         ORDER BY CASE WHEN a.state = 'in_progress' THEN 0 ELSE 1 END, \
+         a.updated_at DESC, a.id DESC LIMIT 1)"
+    };
+}
+pub(crate) use latest_action_join;
 
 fn state_from(value: &str) -> Result<ActionState, sqlx::Error> {
     ActionState::parse(value)
