@@ -15,13 +15,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout_at;
 use tokio_rustls::TlsAcceptor;
 
+use crate::movable_tcp::MovableTcp;
 use crate::read_ahead::ReadAhead;
+use crate::site_threads::SiteThreads;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, reject_code, Hello, Reject, Welcome, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, IncomingEvent, MuxConfig, Role};
 use tunnel_proto::report::SiteReport;
-use tunnel_proto::ws;
+use tunnel_proto::ws::{self, Side, WsConn};
 
 use crate::config::AgentsSection;
 use crate::hub::{Hub, SiteKey};
@@ -31,13 +33,20 @@ pub struct AgentListener {
     cfg: AgentsSection,
     store: Store,
     hub: Arc<Hub>,
+    /// Where admitted sites' sessions run.
+    threads: Arc<SiteThreads>,
     /// Failed authorisations per source address (`[agents]
     /// hello_failures_per_minute`, `hello_failure_burst`).
     failures: FailureLimiter<IpAddr>,
 }
 
 impl AgentListener {
-    pub fn new(cfg: AgentsSection, store: Store, hub: Arc<Hub>) -> Arc<Self> {
+    pub fn new(
+        cfg: AgentsSection,
+        store: Store,
+        hub: Arc<Hub>,
+        threads: Arc<SiteThreads>,
+    ) -> Arc<Self> {
         let failures = FailureLimiter::new(FailureQuota {
             per_minute: cfg.hello_failures_per_minute,
             burst: cfg.hello_failure_burst,
@@ -46,6 +55,7 @@ impl AgentListener {
             cfg,
             store,
             hub,
+            threads,
             failures,
         })
     }
@@ -100,10 +110,13 @@ impl AgentListener {
         crate::site_socket::tune(&tcp);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
-        let tls = timeout_at(deadline, acceptor.accept(ReadAhead::new(tcp)))
-            .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let tls = timeout_at(
+            deadline,
+            acceptor.accept(ReadAhead::new(MovableTcp::new(tcp))),
+        )
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
         let mut ws = timeout_at(deadline, ws::accept(tls))
             .await
             .map_err(|_| "websocket upgrade timed out".to_string())?
@@ -133,8 +146,30 @@ impl AgentListener {
             .await
             .map_err(|e| format!("sending welcome: {e}"))?;
 
-        let (mux, mut incoming) = mux::start(ws, Role::Gateway, self.mux_config());
-        let site = self.hub.register(key, system_id, mux.clone(), &hello, peer);
+        // The session runs on the site's own thread (see `site_threads`);
+        // the database work below stays here, on the control runtime.
+        let home = self.threads.lease();
+        let stream = ws
+            .into_stream()
+            .map_err(|_| "the agent sent part of a message before the welcome".to_string())?;
+        let mux_cfg = self.mux_config();
+        let moved = home
+            .spawn(async move {
+                let mut stream = stream;
+                stream.get_mut().0.get_mut().rehome()?;
+                let ws = WsConn::new(stream, Side::Server);
+                Ok::<_, std::io::Error>(mux::start(ws, Role::Gateway, mux_cfg))
+            })
+            .await;
+        let (mux, mut incoming) = match moved {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => return Err(format!("moving the site to its thread: {e}")),
+            Err(e) => return Err(format!("the site's thread is gone: {e}")),
+        };
+        tracing::debug!(thread = ?home, "site session started");
+        let site = self
+            .hub
+            .register(key, system_id, mux.clone(), &hello, peer, home);
         let reported = admin::store::Reported {
             remote_access: hello.settings.remote_access,
             colocated_servers: hello.settings.colocated_servers,

@@ -98,10 +98,12 @@ pub struct ServeConfig {
     pub central: Option<CentralSection>,
     #[serde(default)]
     pub database: Option<DatabaseSection>,
-    /// Threads that run serve's connections; default one per CPU. Fewer
-    /// leave cores to other services on the machine (and on a machine
-    /// shared with busy neighbours, hand-offs between workers cost more
-    /// than the extra core gives: BENCHMARKS.md).
+    /// Threads of each of serve's two kinds; default one per CPU. Site
+    /// threads each carry whole sites: a site's session and every tunnel
+    /// to it run on one of them (`site_threads`). Control workers accept
+    /// connections, run TLS handshakes and CONNECT admission, the database
+    /// and the admin plane. Fewer leave cores to other services on the
+    /// machine.
     #[serde(default)]
     pub worker_threads: Option<usize>,
     /// Where the config was read from, for error messages.
@@ -690,6 +692,13 @@ impl ServeConfig {
             ca_file: crate::utility_bundle::CA_FILE.to_string(),
             central_management: self.central.is_some(),
         }
+    }
+
+    /// `worker_threads`, or one per CPU.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// The database `[database] url` names: `sqlite:PATH` (a relative

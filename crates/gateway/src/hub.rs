@@ -16,6 +16,8 @@ use dashmap::DashMap;
 use tunnel_proto::handshake::{feature, Hello, SiteSettings};
 use tunnel_proto::mux::MuxHandle;
 
+use crate::site_threads::SiteHome;
+
 /// A system, as the maint address names it (both lowercase).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SiteKey {
@@ -43,6 +45,8 @@ pub struct Site {
     pub central_streams: bool,
     pub peer: SocketAddr,
     pub connected_at: SystemTime,
+    /// The site thread its session runs on; its tunnels are relayed there.
+    pub home: SiteHome,
 }
 
 /// GOAWAY code sent to a session replaced by a newer one for the same system
@@ -68,6 +72,7 @@ impl Hub {
         mux: MuxHandle,
         hello: &Hello,
         peer: SocketAddr,
+        home: SiteHome,
     ) -> Arc<Site> {
         let site = Arc::new(Site {
             key: key.clone(),
@@ -78,6 +83,7 @@ impl Hub {
             central_streams: hello.has_feature(feature::CENTRAL_STREAMS),
             peer,
             connected_at: SystemTime::now(),
+            home,
         });
         if let Some(old) = self.sites.insert(key, site.clone()) {
             tracing::info!(site = %old.key, old_peer = %old.peer, new_peer = %peer, "a new agent replaces the connected one");

@@ -30,6 +30,8 @@ pub mod front_door;
 pub mod hub;
 pub mod maint_host;
 #[cfg(feature = "server")]
+pub mod movable_tcp;
+#[cfg(feature = "server")]
 pub mod public_downloads;
 #[cfg(feature = "server")]
 pub mod read_ahead;
@@ -41,6 +43,8 @@ pub mod relay;
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod site_socket;
+#[cfg(feature = "server")]
+pub mod site_threads;
 #[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]

@@ -40,6 +40,11 @@ impl<S> ReadAhead<S> {
         }
     }
 
+    /// The transport; bytes already read ahead stay buffered here.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Bytes read ahead and not yet handed out.
     fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..]

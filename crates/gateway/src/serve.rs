@@ -17,6 +17,7 @@ use crate::central::CentralProxy;
 use crate::config::ServeConfig;
 use crate::front_door::FrontDoor;
 use crate::hub::{Hub, HubStatus};
+use crate::site_threads::SiteThreads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -30,6 +31,8 @@ pub enum ServeError {
     SealKey(#[from] admin::seal::SealKeyError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot start the site threads: {0}")]
+    SiteThreads(std::io::Error),
     #[error("admin listener downloads: {0}")]
     Downloads(#[from] crate::public_downloads::DownloadsError),
     #[error("cannot listen on {addr} (key `{key}`): {source}")]
@@ -49,15 +52,18 @@ pub struct Running {
     /// The admin listener, when `[admin]` is configured.
     pub admin_addr: Option<SocketAddr>,
     pub hub: Arc<Hub>,
+    /// Where connected sites and their tunnels run.
+    pub site_threads: Arc<SiteThreads>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting; open tunnels end with the process.
+    /// Stops accepting and ends every site session and tunnel.
     pub fn stop(self) {
         for t in self.tasks {
             t.abort();
         }
+        self.site_threads.stop();
     }
 }
 
@@ -140,6 +146,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
     };
 
     let hub = Hub::new();
+    let site_threads = SiteThreads::start(cfg.worker_threads()).map_err(ServeError::SiteThreads)?;
     let g = &cfg.gateway;
     let auth = Authenticator::new(
         store.clone(),
@@ -157,7 +164,12 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         hub.clone(),
         auth.clone(),
     );
-    let agents = AgentListener::new(cfg.agents.clone(), store.clone(), hub.clone());
+    let agents = AgentListener::new(
+        cfg.agents.clone(),
+        store.clone(),
+        hub.clone(),
+        site_threads.clone(),
+    );
     let housekeeping = {
         let (auth, agents) = (auth.clone(), agents.clone());
         tokio::spawn(async move {
@@ -240,6 +252,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         proxy = %cfg.public_address(),
         central = ?central_addr,
         admin = ?admin_addr,
+        site_threads = site_threads.len(),
         "comgate serving"
     );
     Ok(Running {
@@ -248,6 +261,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         central_addr,
         admin_addr,
         hub,
+        site_threads,
         tasks,
     })
 }

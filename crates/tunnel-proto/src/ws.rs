@@ -113,6 +113,18 @@ impl<S: AsyncRead + AsyncWrite> WsConn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
+    /// The stream back, to be wrapped again with [`WsConn::new`] (serve
+    /// moves a site's connection to another thread this way). Only between
+    /// messages: with part of a message read, the connection is returned
+    /// unchanged.
+    pub fn into_stream(self) -> Result<S, Box<Self>> {
+        if !self.reader.between_messages() {
+            return Err(Box::new(self));
+        }
+        let WsConn { reader, writer } = self;
+        Ok(reader.io.unsplit(writer.io))
+    }
+
     /// The next text or binary message (pings are answered here, pongs
     /// skipped); `None` when the peer closed.
     pub async fn next_data(&mut self) -> Result<Option<WsMessage>, WsError> {
@@ -174,6 +186,11 @@ impl<R: AsyncRead + Unpin> WsReader<R> {
             frame: None,
             partial: None,
         }
+    }
+
+    /// Nothing of a message has been read yet.
+    fn between_messages(&self) -> bool {
+        self.head_have == 0 && self.frame.is_none() && self.partial.is_none()
     }
 
     /// The next message; `None` at a clean end of stream between messages.

@@ -22,17 +22,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout_at, Instant};
-use tokio_rustls::server::TlsStream;
 use tracing::{field::Empty, Instrument};
 
 use super::h2_stream::H2Stream;
 use super::FrontDoor;
 use crate::audit;
 use crate::connect_head::{parse_proxy_authorization, ProxyAuth, RequestHead};
-use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
 
 /// Receive window per stream: bytes a partner may send ahead of the site.
@@ -46,7 +43,7 @@ const SEND_BUFFER: usize = 256 * 1024;
 /// or too many of its requests were refused.
 pub(super) async fn serve(
     door: Arc<FrontDoor>,
-    tls: TlsStream<ReadAhead<TcpStream>>,
+    tls: super::PartnerTls,
     deadline: Instant,
     peer: SocketAddr,
 ) {

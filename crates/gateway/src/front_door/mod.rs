@@ -37,12 +37,17 @@ use crate::config::GatewaySection;
 use crate::connect_head::{parse_head, HeadError, HeadParse, RequestHead};
 use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
+use crate::movable_tcp::MovableTcp;
 use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
 use crate::relay::{relay_to_stream, RelayLimits};
 
 mod h2_stream;
 mod http2;
+
+/// A partner's TLS connection; its socket moves to the site's thread once a
+/// tunnel is admitted.
+type PartnerTls = TlsStream<ReadAhead<MovableTcp>>;
 
 /// ALPN protocols of the front door, preferred first.
 pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -65,6 +70,8 @@ struct Admitted {
     customer: String,
     system: String,
     target: String,
+    /// The runtime of the site's thread, where the tunnel is relayed.
+    home: tokio::runtime::Handle,
     _slot: SlotGuard,
 }
 
@@ -130,10 +137,19 @@ impl FrontDoor {
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .await
                 .and(tls.flush().await);
-            match ok {
-                Ok(()) => self.tunnel(tls, &early, admitted, peer).await,
-                Err(e) => admitted.audit_unused(peer, &format!("error_client: {e}")),
+            if let Err(e) = ok {
+                return admitted.audit_unused(peer, &format!("error_client: {e}"));
             }
+            // The tunnel's bytes are relayed on the site's thread, beside
+            // the site's own session (see `site_threads`); this task ends.
+            let home = admitted.home.clone();
+            let relayed = async move {
+                if let Err(e) = tls.get_mut().0.get_mut().rehome() {
+                    return admitted.audit_unused(peer, &format!("error_partner: {e}"));
+                }
+                self.tunnel(tls, &early, admitted, peer).await
+            };
+            home.spawn(relayed.in_current_span());
         }
     }
 
@@ -141,10 +157,10 @@ impl FrontDoor {
     /// stream, the bytes after the admitted head, and the open stream.
     async fn open_tunnel(
         &self,
-        mut tls: TlsStream<ReadAhead<TcpStream>>,
+        mut tls: PartnerTls,
         mut deadline: Instant,
         peer: SocketAddr,
-    ) -> Option<(TlsStream<ReadAhead<TcpStream>>, BytesMut, Admitted)> {
+    ) -> Option<(PartnerTls, BytesMut, Admitted)> {
         let mut buf = BytesMut::with_capacity(1024);
         let mut requests = 0u32;
         loop {
@@ -319,6 +335,7 @@ impl FrontDoor {
             customer: customer.id,
             system: system.label,
             target: target_label(&target),
+            home: site.home.handle().clone(),
             _slot: slot,
         })
     }
@@ -340,6 +357,7 @@ impl FrontDoor {
             customer,
             system,
             target,
+            home: _,
             _slot,
         } = admitted;
         let out = relay_to_stream(client, stream, early, limits).await;
@@ -386,10 +404,15 @@ async fn accept_tls(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
     limits: &GatewaySection,
-) -> Option<(TlsStream<ReadAhead<TcpStream>>, Instant)> {
+) -> Option<(PartnerTls, Instant)> {
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + limits.head_timeout();
-    match timeout_at(deadline, acceptor.accept(ReadAhead::new(tcp))).await {
+    match timeout_at(
+        deadline,
+        acceptor.accept(ReadAhead::new(MovableTcp::new(tcp))),
+    )
+    .await
+    {
         Ok(Ok(tls)) => Some((tls, deadline)),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");

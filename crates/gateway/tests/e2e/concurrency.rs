@@ -84,9 +84,63 @@ async fn serve_on_one_worker_thread_keeps_streams_independent() {
         let opts = GatewayOptions::default().top("worker_threads", 1);
         let gw = Gateway::start_with(&h, &opts).await?;
         let workers = gw.threads_named("tokio-rt-worker")?;
-        ensure!(workers == 1, "serve runs {workers} workers");
+        ensure!(workers == 1, "serve runs {workers} control workers");
+        let site_threads =
+            gw.threads_named("comgate-site-0")? + gw.threads_named("comgate-site-1")?;
+        ensure!(site_threads == 1, "serve runs {site_threads} site threads");
         drop(gw);
         stalled_beside_busy(&h, &opts).await
+    })
+    .await;
+}
+
+/// A tunnel's bytes are relayed on its site's thread: over a 64 MiB echo,
+/// one site thread does the relaying (its CPU time grows several times more
+/// than all control workers' together) and the other site thread, with no
+/// site, stays idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tunnel_is_relayed_on_its_site_s_thread() {
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default().top("worker_threads", 2);
+        let server = echo(lo(5), 0).await?;
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        let cfg = tenant.agent_config().tunnel("RDP", server.addr);
+        let _agent = Agent::start(&tenant.gw, &cfg).await?;
+        let busy = tenant
+            .front
+            .open(&Tenant::colocated(server.addr), &tenant.creds)
+            .await?;
+        let before = tenant.gw.thread_cpu_ticks()?;
+        echo_roundtrip(busy.stream, busy.early, 64 * MIB, secs(120))
+            .await
+            .context("64 MiB echo")?;
+        let after = tenant.gw.thread_cpu_ticks()?;
+        let used = |name: &str| -> u64 {
+            let total = |list: &[(String, u64)]| -> u64 {
+                list.iter()
+                    .filter(|(n, _)| n.as_str() == name)
+                    .map(|(_, t)| t)
+                    .sum()
+            };
+            total(&after).saturating_sub(total(&before))
+        };
+        let (site0, site1) = (used("comgate-site-0"), used("comgate-site-1"));
+        let control = used("tokio-rt-worker");
+        eprintln!("CPU ticks over the echo: site threads {site0} / {site1}, control workers {control}");
+        let (home, other) = (site0.max(site1), site0.min(site1));
+        ensure!(
+            home >= 10,
+            "the site threads used {site0} / {site1} ticks for 128 MiB relayed: not where the bytes went"
+        );
+        ensure!(
+            home >= 3 * control.max(1),
+            "the control workers used {control} ticks against the site thread's {home}"
+        );
+        ensure!(
+            other * 10 <= home,
+            "the thread without the site used {other} ticks against {home}"
+        );
+        Ok(())
     })
     .await;
 }

@@ -279,3 +279,45 @@ async fn many_messages_in_one_vectored_write_arrive_in_order() {
         drop(sender.await.unwrap());
     }
 }
+
+/// serve takes a site's stream out of its websocket to move it to the
+/// site's thread: between messages the stream comes back whole and the
+/// rewrapped connection reads on where the first stopped; with part of a
+/// message read, the connection is kept as it is.
+#[tokio::test]
+async fn the_stream_comes_back_only_between_messages() {
+    let (mut a, b) = duplex(1 << 16);
+    let mut conn = WsConn::new(b, Side::Client);
+    a.write_all(&raw(true, OP_TEXT, b"hello")).await.unwrap();
+    a.write_all(&raw(true, OP_BINARY, b"after the move"))
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.next_data().await.unwrap(),
+        Some(WsMessage::Text("hello".into()))
+    );
+    let stream = conn.into_stream().ok().expect("between messages");
+    let mut conn = WsConn::new(stream, Side::Client);
+    assert_eq!(
+        conn.next_data().await.unwrap(),
+        Some(WsMessage::Binary(Bytes::from_static(b"after the move")))
+    );
+
+    // Half a header, then the read is given up: the reader holds that byte.
+    a.write_all(&raw(true, OP_TEXT, b"split")[..1])
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(20), conn.next_data()).await;
+    assert!(waited.is_err(), "no whole message yet");
+    let mut conn = match conn.into_stream() {
+        Ok(_) => panic!("a partly read message must not be dropped"),
+        Err(conn) => *conn,
+    };
+    a.write_all(&raw(true, OP_TEXT, b"split")[1..])
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.next_data().await.unwrap(),
+        Some(WsMessage::Text("split".into()))
+    );
+}

@@ -223,15 +223,41 @@ impl Gateway {
     /// Threads of the running serve named `name` (as the kernel shows them:
     /// tokio's workers are `tokio-rt-worker`).
     pub fn threads_named(&self, name: &str) -> Result<usize> {
+        Ok(self
+            .thread_cpu_ticks()?
+            .iter()
+            .filter(|(comm, _)| comm == name)
+            .count())
+    }
+
+    /// Each of serve's threads: its name (`comm`, site threads numbered:
+    /// `comgate-site-0`) and the CPU time it has used (user + system, in
+    /// clock ticks), from `/proc/<pid>/task/*/stat`.
+    pub fn thread_cpu_ticks(&self) -> Result<Vec<(String, u64)>> {
         let pid = self.proc.as_ref().context("serve is not running")?.pid();
-        let mut n = 0;
+        let mut threads = Vec::new();
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
-            if comm.trim_end() == name {
-                n += 1;
-            }
+            let dir = task?.path();
+            let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+                continue; // the thread ended meanwhile
+            };
+            let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+                continue;
+            };
+            // Fields after the parenthesised name: state is the first,
+            // utime the 12th and stime the 13th (proc(5) fields 14, 15).
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let tick = |i: usize| -> Result<u64> {
+                fields
+                    .get(i)
+                    .context("short /proc stat line")?
+                    .parse()
+                    .context("CPU time in /proc stat")
+            };
+            threads.push((comm.trim_end().to_owned(), tick(11)? + tick(12)?));
         }
-        Ok(n)
+        Ok(threads)
     }
 
     /// The whole serve log so far (all runs), colours stripped.
