@@ -30,9 +30,12 @@ const CHUNK: usize = 16 * 1024;
 /// idle RDP session) never need more, and thousands of them stay open at
 /// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`].
 const FIRST_CHUNK: usize = 512;
-/// Largest chunk taken from a multiplexed stream per write to the
-/// connection (received bytes are handed over as they arrived, at most this).
-const MAX_STREAM_CHUNK: usize = 64 * 1024;
+/// Most bytes taken from a multiplexed stream per write to the connection
+/// (received chunks are handed over as they arrived, several in one
+/// vectored write: over TLS, one system call for up to four records).
+const MAX_STREAM_BATCH: usize = 64 * 1024;
+/// Most chunks per such write (each is usually one 16 KiB DATA frame).
+const MAX_STREAM_CHUNKS: usize = 16;
 
 /// When a tunnel gives up on a quiet direction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -350,11 +353,13 @@ where
 }
 
 /// From a multiplexed stream to a connection: received chunks are written
-/// as they arrived, without a buffer of the pipe's own.
+/// as they arrived, without a buffer of the pipe's own; what has arrived
+/// together goes out in one vectored write.
 struct FromStream<W> {
     r: MuxReadHalf,
     w: W,
-    chunk: Bytes,
+    /// Empty (no allocation kept) between batches.
+    chunks: Vec<Bytes>,
 }
 
 impl<W> FromStream<W> {
@@ -362,7 +367,7 @@ impl<W> FromStream<W> {
         FromStream {
             r,
             w,
-            chunk: Bytes::new(),
+            chunks: Vec::new(),
         }
     }
 }
@@ -372,17 +377,17 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async fn read(&mut self) -> io::Result<usize> {
-        self.chunk = self
-            .r
-            .read_chunk(MAX_STREAM_CHUNK)
-            .await?
-            .unwrap_or_default();
-        Ok(self.chunk.len())
+        self.chunks.clear();
+        self.r
+            .read_chunks(MAX_STREAM_BATCH, MAX_STREAM_CHUNKS, &mut self.chunks)
+            .await?;
+        Ok(self.chunks.iter().map(Bytes::len).sum())
     }
 
     async fn write(&mut self) -> io::Result<()> {
-        let chunk = std::mem::take(&mut self.chunk);
-        write_chunk(&mut self.w, &chunk).await
+        // Idle tunnels keep no vector: one small allocation per batch.
+        let mut chunks = std::mem::take(&mut self.chunks);
+        write_chunks(&mut self.w, &mut chunks).await
     }
 
     async fn write_first(&mut self, first: &[u8]) -> io::Result<()> {
@@ -492,6 +497,35 @@ async fn write_chunk<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Resul
     w.flush().await
 }
 
+/// Writes all of `chunks` with vectored writes, then flushes; empties
+/// `chunks` as they go out.
+async fn write_chunks<W: AsyncWrite + Unpin>(w: &mut W, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let mut slices = [io::IoSlice::new(&[]); MAX_STREAM_CHUNKS];
+        let count = (chunks.len() - first).min(MAX_STREAM_CHUNKS);
+        for (slice, chunk) in slices.iter_mut().zip(&chunks[first..first + count]) {
+            *slice = io::IoSlice::new(chunk);
+        }
+        let mut n = w.write_vectored(&slices[..count]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let head = &mut chunks[first];
+            if n >= head.len() {
+                n -= head.len();
+                first += 1;
+            } else {
+                bytes::Buf::advance(head, n);
+                n = 0;
+            }
+        }
+    }
+    chunks.clear();
+    w.flush().await
+}
+
 async fn wait_aborted(rx: &mut watch::Receiver<Flags>) {
     loop {
         if rx.borrow_and_update().aborted {
@@ -507,7 +541,85 @@ async fn wait_aborted(rx: &mut watch::Receiver<Flags>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
     use tokio::io::duplex;
+
+    /// A writer that takes at most `per_call` bytes per (vectored) write,
+    /// across slice boundaries, and counts its calls and flushes.
+    #[derive(Default)]
+    struct Trickle {
+        got: Vec<u8>,
+        per_call: usize,
+        calls: usize,
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            this.calls += 1;
+            let mut room = this.per_call;
+            for b in bufs {
+                let n = b.len().min(room);
+                this.got.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            Poll::Ready(Ok(this.per_call - room))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_go_out_whole_and_in_order_through_partial_vectored_writes() {
+        let parts: [&[u8]; 5] = [b"hello", b" ", b"", b"vectored", b" world"];
+        for per_call in [1, 3, 7, 100] {
+            let mut w = Trickle {
+                per_call,
+                ..Default::default()
+            };
+            let mut chunks: Vec<Bytes> = parts.iter().map(|p| Bytes::from_static(p)).collect();
+            write_chunks(&mut w, &mut chunks).await.unwrap();
+            assert_eq!(w.got, b"hello vectored world", "{per_call} bytes per call");
+            assert!(chunks.is_empty());
+            assert_eq!(w.flushes, 1, "one flush per batch");
+            assert_eq!(
+                w.calls,
+                20usize.div_ceil(per_call),
+                "{per_call} bytes per call"
+            );
+        }
+        // More chunks than one write's slices: all of them, in order.
+        let mut w = Trickle {
+            per_call: usize::MAX / 2,
+            ..Default::default()
+        };
+        let mut chunks: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 3])).collect();
+        write_chunks(&mut w, &mut chunks).await.unwrap();
+        let expected: Vec<u8> = (0..40u8).flat_map(|i| [i; 3]).collect();
+        assert_eq!(w.got, expected);
+        assert_eq!(w.calls, 40usize.div_ceil(MAX_STREAM_CHUNKS));
+    }
 
     #[tokio::test]
     async fn half_close_passes_through_and_reply_arrives() {

@@ -724,20 +724,37 @@ async fn split_halves_move_frames_and_chunks_byte_exact() {
         wr.shutdown().await.unwrap();
         (wr, sent)
     };
+    // Batches of what has arrived: at most 5000 bytes and 3 chunks each,
+    // in order; a pause between batches lets several chunks arrive.
     let receive = async {
         let mut sum = Checksum::default();
         let mut total = 0;
-        while let Some(chunk) = rd.read_chunk(5000).await.unwrap() {
-            assert!(chunk.len() <= 5000);
-            sum.update(&chunk);
-            total += chunk.len();
+        let mut batch = Vec::new();
+        let mut several = 0;
+        let mut batches = 0u32;
+        while rd.read_chunks(5000, 3, &mut batch).await.unwrap() {
+            let bytes: usize = batch.iter().map(|c| c.len()).sum();
+            assert!(bytes <= 5000 && !batch.is_empty() && batch.len() <= 3);
+            if batch.len() > 1 {
+                several += 1;
+            }
+            for chunk in batch.drain(..) {
+                sum.update(&chunk);
+                total += chunk.len();
+            }
+            batches += 1;
+            if batches.is_multiple_of(4) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
         }
-        (total, sum)
+        assert!(batch.is_empty(), "nothing is appended at EOF");
+        (total, sum, several)
     };
-    let ((wr, sent), (total, sum)) =
+    let ((wr, sent), (total, sum, several)) =
         within(60, "3 MiB echoed", async { tokio::join!(send, receive) }).await;
     assert_eq!(total, LEN);
     assert_eq!(sum.0, sent.0);
+    assert!(several > 0, "no batch held more than one chunk");
     drop((rd, wr));
     let gateway = pair.gateway.clone();
     eventually("stream gone", || gateway.stream_count() == 0).await;

@@ -84,8 +84,27 @@ impl Core {
         max: usize,
         done: &mut bool,
     ) -> Poll<io::Result<Option<Bytes>>> {
+        let mut got = None;
+        self.poll_read_each(cx, max, done, |chunk| {
+            got = Some(chunk);
+            false
+        })
+        .map_ok(|_| got)
+    }
+
+    /// Received chunks as they arrived, up to `max` bytes in all: waits for
+    /// the first, then hands `take` each chunk already received while it
+    /// returns true (wants more), under one lock. Ready(true) when at least
+    /// one chunk was taken, Ready(false) at EOF.
+    fn poll_read_each(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        done: &mut bool,
+        mut take: impl FnMut(Bytes) -> bool,
+    ) -> Poll<io::Result<bool>> {
         if *done {
-            return Poll::Ready(Ok(None));
+            return Poll::Ready(Ok(false));
         }
         let shared = &self.shared;
         let mut inner = shared.lock();
@@ -96,31 +115,49 @@ impl Core {
                 self.id,
             )));
         }
-        let poll = match inner.session.read(self.id, max) {
-            Ok(ReadOutcome::Data(chunk)) => Poll::Ready(Ok(Some(chunk))),
-            Ok(ReadOutcome::Fin) => {
-                *done = true;
-                Poll::Ready(Ok(None))
+        let mut taken = 0;
+        let poll = loop {
+            let outcome = inner.session.read(self.id, max - taken);
+            if taken > 0 && !matches!(outcome, Ok(ReadOutcome::Data(_))) {
+                // What ends the batch (nothing more yet, EOF, an error) is
+                // seen again by the next call.
+                break Poll::Ready(Ok(true));
             }
-            Ok(ReadOutcome::Blocked) => {
-                if let Some(slot) = inner.slots.get_mut(&self.id) {
-                    slot.read_waker = Some(cx.waker().clone());
+            match outcome {
+                Ok(ReadOutcome::Data(chunk)) => {
+                    taken += chunk.len();
+                    if !take(chunk) || taken >= max {
+                        break Poll::Ready(Ok(true));
+                    }
                 }
-                Poll::Pending
-            }
-            Err(StreamError::Unknown) => match inner.slots.get(&self.id).and_then(|s| s.end) {
-                // Both FINs passed and everything was read: plain EOF.
-                Some(StreamEnd::Finished) => {
+                Ok(ReadOutcome::Fin) => {
                     *done = true;
-                    Poll::Ready(Ok(None))
+                    break Poll::Ready(Ok(false));
                 }
-                _ => Poll::Ready(Err(ended_error(
-                    io::ErrorKind::ConnectionReset,
-                    &inner,
-                    self.id,
-                ))),
-            },
-            Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, e))),
+                Ok(ReadOutcome::Blocked) => {
+                    if let Some(slot) = inner.slots.get_mut(&self.id) {
+                        slot.read_waker = Some(cx.waker().clone());
+                    }
+                    break Poll::Pending;
+                }
+                Err(StreamError::Unknown) => {
+                    break match inner.slots.get(&self.id).and_then(|s| s.end) {
+                        // Both FINs passed and everything was read: plain EOF.
+                        Some(StreamEnd::Finished) => {
+                            *done = true;
+                            Poll::Ready(Ok(false))
+                        }
+                        _ => Poll::Ready(Err(ended_error(
+                            io::ErrorKind::ConnectionReset,
+                            &inner,
+                            self.id,
+                        ))),
+                    };
+                }
+                Err(e) => {
+                    break Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, e)))
+                }
+            }
         };
         // Reading may have queued a WINDOW update or ended the stream.
         let _ = inner.dispatch(shared);
@@ -276,6 +313,25 @@ impl MuxReadHalf {
     /// arrived (no copy); `None` at EOF. Cancel safe.
     pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
         poll_fn(|cx| self.core.poll_read_chunk(cx, max, &mut self.done)).await
+    }
+
+    /// Waits for received bytes, then appends to `out` every chunk already
+    /// received, as they arrived (no copy), up to `max` bytes and
+    /// `max_chunks` chunks: a writer can hand them on in one vectored write.
+    /// Returns false at EOF (nothing appended). Cancel safe.
+    pub async fn read_chunks(
+        &mut self,
+        max: usize,
+        max_chunks: usize,
+        out: &mut Vec<Bytes>,
+    ) -> io::Result<bool> {
+        poll_fn(|cx| {
+            self.core.poll_read_each(cx, max, &mut self.done, |chunk| {
+                out.push(chunk);
+                out.len() < max_chunks
+            })
+        })
+        .await
     }
 }
 
