@@ -425,10 +425,10 @@ pub mod defaults {
         256 * 1024
     }
     pub fn stream_window() -> u32 {
-        16 * 1024 * 1024
+        32 * 1024 * 1024
     }
     pub fn site_window() -> u32 {
-        32 * 1024 * 1024
+        64 * 1024 * 1024
     }
     pub fn max_streams_per_site() -> u32 {
         1024
@@ -1242,7 +1242,7 @@ listen = "127.0.0.1:6444"
                 cfg.stream_window,
                 cfg.site_window
             ),
-            (256 << 10, 16 << 20, 32 << 20)
+            (256 << 10, 32 << 20, 64 << 20)
         );
         let (_d, path) = write(&format!(
             "{text}stream_window = 16777216\nsite_window = 67108864\n"

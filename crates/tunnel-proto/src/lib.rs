@@ -102,8 +102,8 @@
 //! WINDOW with that amount (never one per read). Bytes of a stream that ends
 //! unread are returned to the connection window. Credit above 2^31−1 is a
 //! flow-control error. Defaults: streams start at 256 KiB and the receiver
-//! grows them up to 16 MiB while that raises their rate (`session::autotune`);
-//! 32 MiB per connection ([`MuxConfig`]).
+//! grows them up to 32 MiB while that raises their rate (`session::autotune`);
+//! 64 MiB per connection ([`MuxConfig`]).
 //!
 //! So a partner that stops reading stalls only its own stream: the gateway
 //! buffers at most one stream window for it, other streams keep their own

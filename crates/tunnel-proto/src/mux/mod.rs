@@ -47,9 +47,10 @@ pub struct MuxConfig {
     pub stream_window: u32,
     /// The receive window a stream may grow to while that raises its rate
     /// (a distant site); also the most a stalled stream can buffer here.
-    /// Default 16 MiB.
+    /// Default 32 MiB: at a 20 ms round trip a stream moves at most one
+    /// window per round trip (BENCHMARKS.md, distant site).
     pub max_stream_window: u32,
-    /// Receive window of the whole session. Default 32 MiB. Streams whose
+    /// Receive window of the whole session. Default 64 MiB. Streams whose
     /// reader stalls hold their buffered bytes against it, so keep it a few
     /// stream windows wide.
     pub connection_window: u32,
@@ -66,8 +67,8 @@ impl Default for MuxConfig {
     fn default() -> Self {
         MuxConfig {
             stream_window: 256 << 10,
-            max_stream_window: 16 << 20,
-            connection_window: 32 << 20,
+            max_stream_window: 32 << 20,
+            connection_window: 64 << 20,
             max_streams: 1024,
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(45),

@@ -68,8 +68,8 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             stream_window: 256 << 10,
-            max_stream_window: 16 << 20,
-            connection_window: 32 << 20,
+            max_stream_window: 32 << 20,
+            connection_window: 64 << 20,
             max_streams: 1024,
         }
     }
