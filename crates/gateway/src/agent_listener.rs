@@ -74,6 +74,8 @@ impl AgentListener {
             max_streams: self.cfg.max_streams_per_site,
             ping_interval: Duration::from_millis(self.cfg.heartbeat_interval_ms),
             ping_timeout: Duration::from_millis(self.cfg.heartbeat_timeout_ms),
+            // Raised per site when its agent announces `large_data`.
+            peer_max_data: tunnel_proto::frame::BASE_DATA_LEN,
         }
     }
 
@@ -141,6 +143,7 @@ impl AgentListener {
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             heartbeat_ms: self.cfg.heartbeat_interval_ms,
+            features: vec![handshake::feature::LARGE_DATA.to_owned()],
         };
         handshake::send_welcome(&mut ws, &welcome)
             .await
@@ -152,7 +155,10 @@ impl AgentListener {
         let stream = ws
             .into_stream()
             .map_err(|_| "the agent sent part of a message before the welcome".to_string())?;
-        let mux_cfg = self.mux_config();
+        let mut mux_cfg = self.mux_config();
+        if hello.has_feature(handshake::feature::LARGE_DATA) {
+            mux_cfg.peer_max_data = tunnel_proto::frame::MAX_DATA_LEN;
+        }
         let moved = home
             .spawn(async move {
                 let mut stream = stream;
@@ -166,7 +172,6 @@ impl AgentListener {
             Ok(Err(e)) => return Err(format!("moving the site to its thread: {e}")),
             Err(e) => return Err(format!("the site's thread is gone: {e}")),
         };
-        tracing::debug!(thread = ?home, "site session started");
         let site = self
             .hub
             .register(key, system_id, mux.clone(), &hello, peer, home);
@@ -190,6 +195,8 @@ impl AgentListener {
             centralized_management = hello.settings.centralized_management,
             tunnels = hello.settings.tunnels.len(),
             agent_version = %hello.agent_version,
+            large_data = hello.has_feature(handshake::feature::LARGE_DATA),
+            thread = ?site.home,
             "site connected"
         );
         // The session lives on in a task of its own with a small future: this

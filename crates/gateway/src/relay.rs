@@ -24,11 +24,14 @@ use tokio::time::Instant;
 use tunnel_proto::frame::HEADER_LEN;
 use tunnel_proto::{MuxReadHalf, MuxStream, MuxWriteHalf};
 
-/// Largest read per step: one TLS record, one tunnel DATA frame.
+/// Largest read per step from a plain connection into a buffer (`CopyPipe`,
+/// the tested form of the relay): one TLS record.
+#[cfg(test)]
 const CHUNK: usize = 16 * 1024;
 /// First read buffer of a direction. Interactive tunnels (an ssh shell, an
 /// idle RDP session) never need more, and thousands of them stay open at
-/// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`].
+/// once; a direction whose reads fill the buffer doubles it up to [`CHUNK`]
+/// (or, into a multiplexed stream, up to the session's DATA frame size).
 const FIRST_CHUNK: usize = 512;
 /// Most bytes taken from a multiplexed stream per write to the connection
 /// (received chunks are handed over as they arrived, several in one
@@ -299,17 +302,21 @@ struct IntoStream<R> {
     /// Header room, then the bytes of the last read.
     buf: BytesMut,
     /// How much the next read may take: from [`FIRST_CHUNK`], doubled up to
-    /// [`CHUNK`] while reads fill it.
+    /// `max` while reads fill it.
     limit: usize,
+    /// One DATA frame's payload on this session (16 or 64 KiB).
+    max: usize,
 }
 
 impl<R> IntoStream<R> {
     fn new(r: R, w: MuxWriteHalf) -> Self {
+        let max = w.max_payload().max(FIRST_CHUNK);
         IntoStream {
             r,
             w,
             buf: BytesMut::new(),
             limit: FIRST_CHUNK,
+            max,
         }
     }
 }
@@ -327,7 +334,19 @@ where
             self.buf.put_bytes(0, HEADER_LEN);
         }
         let room = self.limit - (self.buf.len() - HEADER_LEN);
-        let n = self.r.read_buf(&mut (&mut self.buf).limit(room)).await?;
+        let mut n = self.r.read_buf(&mut (&mut self.buf).limit(room)).await?;
+        // A TLS reader hands out one record (16 KiB) per read: take what
+        // else is there already, without waiting, up to the frame's size.
+        while n > 0 && self.buf.len() - HEADER_LEN < self.limit {
+            let room = self.limit - (self.buf.len() - HEADER_LEN);
+            let mut spare = (&mut self.buf).limit(room);
+            let more = self.r.read_buf(&mut spare);
+            match futures_util::FutureExt::now_or_never(more) {
+                Some(Ok(m)) if m > 0 => n += m,
+                // Nothing more now, or EOF / an error: the next read sees it.
+                _ => break,
+            }
+        }
         Ok(n)
     }
 
@@ -337,8 +356,8 @@ where
             self.w.write_frame(&mut self.buf).await?;
         }
         self.buf.clear();
-        if filled == self.limit && self.limit < CHUNK {
-            self.limit = (self.limit * 2).min(CHUNK);
+        if filled == self.limit && self.limit < self.max {
+            self.limit = (self.limit * 2).min(self.max);
         }
         Ok(())
     }

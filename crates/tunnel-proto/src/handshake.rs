@@ -49,6 +49,11 @@ pub mod feature {
     /// OPEN with [`Access::Central`] (target kinds 2 and 3), checked by the
     /// agent against its Centralized Management setting.
     pub const CENTRAL_STREAMS: &str = "central_streams";
+    /// DATA frames up to [`crate::frame::MAX_DATA_LEN`] are accepted. The
+    /// agent lists it in its hello and the gateway in its welcome; each side
+    /// sends frames above [`crate::frame::BASE_DATA_LEN`] only to a peer that
+    /// listed it.
+    pub const LARGE_DATA: &str = "large_data";
 }
 
 /// The agent's first message.
@@ -234,6 +239,16 @@ pub struct Welcome {
     pub version: u16,
     /// How often each side should PING; the agent uses it for its mux.
     pub heartbeat_ms: u64,
+    /// Protocol additions the gateway supports ([`feature`]); an older
+    /// gateway sends none, and an older agent ignores the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+impl Welcome {
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.features.iter().any(|f| f == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -511,11 +526,36 @@ mod tests {
         let welcome = GatewayReply::Welcome(Welcome {
             version: 1,
             heartbeat_ms: 15_000,
+            features: Vec::new(),
         });
         assert_eq!(
             serde_json::to_string(&welcome).unwrap(),
             r#"{"version":1,"heartbeat_ms":15000}"#
         );
+        // A welcome with features reads as a welcome, and one from an older
+        // gateway (no features) still does; an older agent's Welcome (the
+        // same struct without the field) ignores it, as serde does.
+        let large = GatewayReply::Welcome(Welcome {
+            version: 1,
+            heartbeat_ms: 15_000,
+            features: vec![feature::LARGE_DATA.into()],
+        });
+        let text = serde_json::to_string(&large).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":1,"heartbeat_ms":15000,"features":["large_data"]}"#
+        );
+        match serde_json::from_str::<GatewayReply>(&text).unwrap() {
+            GatewayReply::Welcome(w) => assert!(w.has_feature(feature::LARGE_DATA)),
+            other => panic!("{other:?}"),
+        }
+        #[derive(serde::Deserialize)]
+        struct OlderWelcome {
+            version: u16,
+            heartbeat_ms: u64,
+        }
+        let older: OlderWelcome = serde_json::from_str(&text).unwrap();
+        assert_eq!((older.version, older.heartbeat_ms), (1, 15_000));
         let reject: GatewayReply =
             serde_json::from_str(r#"{"code":"authentication_failed","reason":"no","extra":1}"#)
                 .unwrap();

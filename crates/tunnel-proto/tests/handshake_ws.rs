@@ -45,6 +45,7 @@ async fn welcome_then_the_mux_carries_streams() {
             &Welcome {
                 version: PROTOCOL_VERSION,
                 heartbeat_ms: 15_000,
+                features: Vec::new(),
             },
         )
         .await

@@ -171,7 +171,12 @@ impl Agent {
         let (ws, welcome) = tokio::time::timeout(self.connect_timeout(), self.connect())
             .await
             .map_err(|_| AgentError::Timeout)??;
-        tracing::info!(gateway = %self.url, via_proxy = self.proxy.is_some(), "connected");
+        tracing::info!(
+            gateway = %self.url,
+            via_proxy = self.proxy.is_some(),
+            large_data = welcome.has_feature(handshake::feature::LARGE_DATA),
+            "connected"
+        );
         Ok(self.serve_session(ws, &welcome).await)
     }
 
@@ -189,6 +194,11 @@ impl Agent {
             stream_window: self.cfg.initial_stream_window,
             max_stream_window: self.cfg.stream_window,
             connection_window: self.cfg.site_window,
+            peer_max_data: if welcome.has_feature(handshake::feature::LARGE_DATA) {
+                tunnel_proto::frame::MAX_DATA_LEN
+            } else {
+                tunnel_proto::frame::BASE_DATA_LEN
+            },
             ..MuxConfig::default()
         };
         let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
@@ -239,7 +249,10 @@ impl Agent {
             settings: self.settings.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             // This agent checks Centralized Management streams itself.
-            features: vec![handshake::feature::CENTRAL_STREAMS.to_owned()],
+            features: vec![
+                handshake::feature::CENTRAL_STREAMS.to_owned(),
+                handshake::feature::LARGE_DATA.to_owned(),
+            ],
         };
         let welcome = handshake::agent_handshake(&mut ws, &hello)
             .await
@@ -393,6 +406,7 @@ mod tests {
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             heartbeat_ms: 10_000,
+            features: Vec::new(),
         };
         tokio::spawn(async move { agent.serve_session(ws, &welcome).await });
         // The caller keeps the Incoming alive: dropping every handle ends the session.

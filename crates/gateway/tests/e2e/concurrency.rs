@@ -140,6 +140,16 @@ async fn a_tunnel_is_relayed_on_its_site_s_thread() {
             other * 10 <= home,
             "the thread without the site used {other} ticks against {home}"
         );
+        // This agent and serve agreed on 64 KiB DATA frames.
+        let log = tenant.gw.log_text();
+        let connected = log
+            .lines()
+            .find(|l| l.contains("site connected"))
+            .context("no `site connected` line")?;
+        ensure!(
+            connected.contains("large_data=true") && connected.contains("thread=comgate-site-"),
+            "{connected}"
+        );
         Ok(())
     })
     .await;

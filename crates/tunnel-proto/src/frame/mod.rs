@@ -19,8 +19,12 @@ use serde::{Deserialize, Serialize};
 
 /// Bytes in every frame header: length (u24), type (u8), flags (u8), stream (u32).
 pub const HEADER_LEN: usize = 9;
-/// Largest DATA payload.
-pub const MAX_DATA_LEN: usize = 16 * 1024;
+/// Largest DATA payload a receiver accepts.
+pub const MAX_DATA_LEN: usize = 64 * 1024;
+/// Largest DATA payload every peer accepts: earlier versions refused more,
+/// so a sender uses [`MAX_DATA_LEN`] only towards a peer that announced
+/// `large_data` in the handshake (`handshake::feature::LARGE_DATA`).
+pub const BASE_DATA_LEN: usize = 16 * 1024;
 /// Largest REFUSE / GOAWAY reason text in bytes; longer reasons are cut by the
 /// session before encoding.
 pub const MAX_REASON_LEN: usize = 1024;

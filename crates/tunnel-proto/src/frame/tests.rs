@@ -212,8 +212,13 @@ fn stream_id_rules_are_enforced_both_ways() {
 fn oversized_data_and_bad_utf8_are_rejected() {
     let mut buf = BytesMut::new();
     assert!(encode_data(1, &vec![0; MAX_DATA_LEN + 1], &mut buf).is_err());
-    let mut header = vec![0, 0x40, 0x01, 0x04, 0, 0, 0, 0, 1];
+    let len = (MAX_DATA_LEN + 1) as u32;
+    let mut header = len.to_be_bytes()[1..].to_vec();
+    header.extend([0x04, 0, 0, 0, 0, 1]);
     header.extend(std::iter::repeat_n(0u8, MAX_DATA_LEN + 1));
+    let mut at_limit = BytesMut::new();
+    encode_data(1, &vec![0; MAX_DATA_LEN], &mut at_limit).unwrap();
+    assert!(decode(&mut at_limit.freeze()).is_ok(), "64 KiB decodes");
     let mut bytes = Bytes::from(header);
     assert!(matches!(
         decode(&mut bytes),

@@ -61,6 +61,11 @@ pub struct MuxConfig {
     /// Close the session when nothing at all arrived for this long.
     /// Default 45 s.
     pub ping_timeout: Duration,
+    /// Largest DATA payload to send: [`crate::frame::BASE_DATA_LEN`] (16 KiB,
+    /// what every peer accepts) unless the handshake showed the peer takes
+    /// [`crate::frame::MAX_DATA_LEN`]. Larger frames mean fewer reads, frames
+    /// and websocket messages per byte at both ends.
+    pub peer_max_data: usize,
 }
 
 impl Default for MuxConfig {
@@ -72,6 +77,7 @@ impl Default for MuxConfig {
             max_streams: 1024,
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(45),
+            peer_max_data: crate::frame::BASE_DATA_LEN,
         }
     }
 }
@@ -123,7 +129,7 @@ pub fn start<S>(ws: WsConn<S>, role: Role, cfg: MuxConfig) -> (MuxHandle, Incomi
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let session = Session::new(
+    let mut session = Session::new(
         role,
         SessionConfig {
             stream_window: cfg.stream_window,
@@ -132,6 +138,7 @@ where
             max_streams: cfg.max_streams,
         },
     );
+    session.set_peer_max_data(cfg.peer_max_data);
     let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_BACKLOG);
     let shared = Arc::new(Shared::new(session, incoming_tx));
     let WsConn { reader, writer } = ws;

@@ -336,6 +336,12 @@ impl MuxReadHalf {
 }
 
 impl MuxWriteHalf {
+    /// The largest payload one DATA frame carries on this session: a writer
+    /// that reads this much per frame sends the fewest frames.
+    pub fn max_payload(&self) -> usize {
+        self.core.shared.lock().session.peer_max_data()
+    }
+
     /// Sends the payload behind the first [`crate::frame::HEADER_LEN`] bytes
     /// of `buf`, waiting for credit. A payload that credit allows at once
     /// leaves as `buf` itself, header written into the room in front, and

@@ -260,6 +260,8 @@ pub struct Session {
     tuner: WindowTuner,
     /// The time of the message being received, when the caller gave one.
     clock: Option<Instant>,
+    /// Largest DATA payload the peer accepts (see [`Session::set_peer_max_data`]).
+    peer_max_data: usize,
 }
 
 impl Session {
@@ -279,6 +281,7 @@ impl Session {
             closed: false,
             tuner: WindowTuner::new(cfg.stream_window, cfg.max_stream_window),
             clock: None,
+            peer_max_data: frame::BASE_DATA_LEN,
         };
         let increment = session.window.grant();
         session.queue(&Frame::Window {
@@ -286,6 +289,18 @@ impl Session {
             increment,
         });
         session
+    }
+
+    /// The largest DATA payload to send: [`frame::BASE_DATA_LEN`] unless
+    /// the peer announced larger frames in the handshake, at most
+    /// [`frame::MAX_DATA_LEN`].
+    pub fn set_peer_max_data(&mut self, len: usize) {
+        self.peer_max_data = len.clamp(1, frame::MAX_DATA_LEN);
+    }
+
+    /// The largest DATA payload this session sends.
+    pub fn peer_max_data(&self) -> usize {
+        self.peer_max_data
     }
 
     pub fn role(&self) -> Role {

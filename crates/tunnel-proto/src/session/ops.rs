@@ -4,7 +4,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::{ReadOutcome, Session, SessionError, Stream, StreamError, StreamState};
-use crate::frame::{self, Access, Frame, Target, MAX_CONTROL_LEN, MAX_DATA_LEN};
+use crate::frame::{self, Access, Frame, Target, MAX_CONTROL_LEN};
 
 impl Session {
     /// Opens a stream to `target` under `access` (gateway only). Queues OPEN followed by the
@@ -94,14 +94,16 @@ impl Session {
     pub fn send_capacity(&self, id: u32) -> usize {
         match self.streams.get(&id) {
             Some(s) if !self.closed && s.state == StreamState::Open && !s.sent_fin => {
-                s.send_credit.min(self.send_credit).min(MAX_DATA_LEN as u64) as usize
+                s.send_credit
+                    .min(self.send_credit)
+                    .min(self.peer_max_data as u64) as usize
             }
             _ => 0,
         }
     }
 
     /// Queues as much of `data` as stream and connection credit allow (at
-    /// most one DATA frame, 16 KiB) and returns how much that was. `Ok(0)`
+    /// most one DATA frame of the peer's largest size) and returns how much that was. `Ok(0)`
     /// means "no credit, wait for a Writable/ConnectionWritable event".
     pub fn write(&mut self, id: u32, data: &[u8]) -> Result<usize, StreamError> {
         let s = self.open_stream_mut(id)?;

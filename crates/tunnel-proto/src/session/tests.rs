@@ -488,7 +488,7 @@ fn fuzz_session_handles_garbage() {
 
 #[test]
 fn a_quiet_stream_is_not_queued_behind_a_bulk_streams_backlog() {
-    const MAX_DATA: usize = frame::MAX_DATA_LEN;
+    const MAX_DATA: usize = frame::BASE_DATA_LEN;
     let c = cfg(1 << 20, 4 << 20);
     let (mut gw, mut agent, bulk) = pair(c);
     let quiet = gw
@@ -639,4 +639,51 @@ fn write_frame_queues_in_place_or_splits_by_credit() {
     gw.finish(id).unwrap();
     let mut late = bytes::BytesMut::zeroed(frame::HEADER_LEN + 1);
     assert_eq!(gw.write_frame(id, &mut late), Err(StreamError::Finished));
+}
+
+/// A session sends DATA frames of at most 16 KiB (what every peer accepts)
+/// until told the peer takes more; then one write or in-place frame carries
+/// up to 64 KiB, and the receiver accepts it whole.
+#[test]
+fn frames_grow_to_64_kib_only_for_a_peer_that_takes_them() {
+    let (mut gw, _agent, id) = pair(cfg(1 << 20, 4 << 20));
+    assert_eq!(gw.peer_max_data(), frame::BASE_DATA_LEN);
+    assert_eq!(gw.write(id, &[1; 40_000]).unwrap(), frame::BASE_DATA_LEN);
+    gw.set_peer_max_data(frame::MAX_DATA_LEN);
+    assert_eq!(gw.write(id, &[2; 100_000]).unwrap(), frame::MAX_DATA_LEN);
+    let mut buf = bytes::BytesMut::zeroed(frame::HEADER_LEN + frame::MAX_DATA_LEN);
+    buf[frame::HEADER_LEN..].fill(3);
+    assert_eq!(gw.write_frame(id, &mut buf).unwrap(), frame::MAX_DATA_LEN);
+    assert!(buf.is_empty(), "the buffer left as the frame itself");
+    gw.set_peer_max_data(10 << 20);
+    assert_eq!(
+        gw.peer_max_data(),
+        frame::MAX_DATA_LEN,
+        "never above the limit"
+    );
+    let sizes: Vec<usize> = frames(&mut gw)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Data { payload, .. } => Some(payload.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            frame::BASE_DATA_LEN,
+            frame::MAX_DATA_LEN,
+            frame::MAX_DATA_LEN
+        ]
+    );
+    // The same bytes again, delivered: the receiver takes 64 KiB frames.
+    let (mut gw, mut agent2, id) = pair(cfg(1 << 20, 4 << 20));
+    gw.set_peer_max_data(frame::MAX_DATA_LEN);
+    assert_eq!(
+        gw.write(id, &[4; frame::MAX_DATA_LEN]).unwrap(),
+        frame::MAX_DATA_LEN
+    );
+    pump(&mut gw, &mut agent2).unwrap();
+    assert_eq!(read_all(&mut agent2, id), vec![4; frame::MAX_DATA_LEN]);
+    agent2.check_invariants().unwrap();
 }

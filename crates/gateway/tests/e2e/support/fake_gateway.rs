@@ -67,6 +67,7 @@ impl FakeGateway {
                 let welcome = Welcome {
                     version: PROTOCOL_VERSION,
                     heartbeat_ms: 15_000,
+                    features: Vec::new(),
                 };
                 if send_welcome(&mut ws, &welcome).await.is_err() {
                     continue;
