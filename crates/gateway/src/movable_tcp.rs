@@ -26,12 +26,6 @@ impl MovableTcp {
         MovableTcp(Some(tcp))
     }
 
-    /// The socket (absent only if a move failed, after which the connection
-    /// is unusable).
-    pub fn get(&self) -> Option<&TcpStream> {
-        self.0.as_ref()
-    }
-
     /// Registers the socket with the reactor of the runtime this is called
     /// on. Bytes the kernel already holds stay there and are reported by
     /// the new registration. On failure the socket is closed.
@@ -42,10 +36,15 @@ impl MovableTcp {
         Ok(())
     }
 
-    fn socket(self: Pin<&mut Self>) -> io::Result<Pin<&mut TcpStream>> {
+    /// Runs one poll on the socket; a socket lost in a failed move is an
+    /// error, never a panic.
+    fn poll<T>(
+        self: Pin<&mut Self>,
+        f: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match self.get_mut().0.as_mut() {
-            Some(tcp) => Ok(Pin::new(tcp)),
-            None => Err(gone()),
+            Some(tcp) => f(Pin::new(tcp)),
+            None => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -63,10 +62,7 @@ impl AsyncRead for MovableTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.socket() {
-            Ok(tcp) => tcp.poll_read(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_read(cx, buf))
     }
 }
 
@@ -76,10 +72,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.socket() {
-            Ok(tcp) => tcp.poll_write(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -87,10 +80,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.socket() {
-            Ok(tcp) => tcp.poll_write_vectored(cx, bufs),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -98,17 +88,11 @@ impl AsyncWrite for MovableTcp {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.socket() {
-            Ok(tcp) => tcp.poll_flush(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.socket() {
-            Ok(tcp) => tcp.poll_shutdown(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_shutdown(cx))
     }
 }
 

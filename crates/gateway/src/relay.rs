@@ -562,7 +562,7 @@ mod tests {
     use super::*;
     use std::pin::Pin;
     use std::task::{Context, Poll};
-    use tokio::io::duplex;
+    use tokio::io::{duplex, ReadBuf};
 
     /// A writer that takes at most `per_call` bytes per (vectored) write,
     /// across slice boundaries, and counts its calls and flushes.
@@ -746,6 +746,102 @@ mod tests {
     /// The front door's and the agent's relays in a row, as in production:
     /// partner ↔ relay_to_stream ↔ multiplexed stream ↔ relay_from_stream ↔
     /// target. A small stream window makes credit split some frames.
+    /// Hands out at most one TLS record's worth (16 KiB) per read, as
+    /// tokio-rustls does, however much is buffered behind it.
+    struct OneRecordPerRead<R>(R);
+
+    impl<R: AsyncRead + Unpin> AsyncRead for OneRecordPerRead<R> {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let mut record = [0u8; 16 * 1024];
+            let take = buf.remaining().min(record.len());
+            let mut limited = ReadBuf::new(&mut record[..take]);
+            let polled = Pin::new(&mut self.get_mut().0).poll_read(cx, &mut limited);
+            if let Poll::Ready(Ok(())) = polled {
+                buf.put_slice(limited.filled());
+            }
+            polled
+        }
+    }
+
+    impl<R: AsyncWrite + Unpin> AsyncWrite for OneRecordPerRead<R> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().0).poll_write(cx, data)
+        }
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        }
+    }
+
+    /// On a session whose peer takes 64 KiB DATA frames, bytes already
+    /// waiting behind a one-record-per-read connection leave as 64 KiB
+    /// frames (the agent receives chunks of that size), byte exact; on a
+    /// 16 KiB session the same relay sends 16 KiB frames.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_bytes_fill_whole_frames_of_the_session_s_size() {
+        use tunnel_proto::{IncomingEvent, MuxConfig, Role, Target};
+        for frame in [
+            tunnel_proto::frame::MAX_DATA_LEN,
+            tunnel_proto::frame::BASE_DATA_LEN,
+        ] {
+            let (server_io, client_io) = duplex(256 * 1024);
+            let server = tokio::spawn(tunnel_proto::ws::accept(server_io));
+            let client = tunnel_proto::ws::connect("ws://gateway.test/agent", client_io)
+                .await
+                .unwrap();
+            let server = server.await.unwrap().unwrap();
+            let cfg = MuxConfig {
+                peer_max_data: frame,
+                ..MuxConfig::default()
+            };
+            let (gateway, _gateway_incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
+            let (_agent, mut agent_incoming) =
+                tunnel_proto::start(client, Role::Agent, MuxConfig::default());
+            // The partner's bytes are all there before the relay reads.
+            let sent: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+            let (partner, mut partner_peer) = duplex(2 << 20);
+            partner_peer.write_all(&sent).await.unwrap();
+            partner_peer.shutdown().await.unwrap();
+            let agent_side = tokio::spawn(async move {
+                let Some(IncomingEvent::Stream(incoming)) = agent_incoming.next().await else {
+                    panic!("no stream");
+                };
+                let (mut rd, _wr) = incoming.accept().into_split();
+                let (mut got, mut largest) = (Vec::new(), 0);
+                while let Some(chunk) = rd.read_chunk(usize::MAX).await.unwrap() {
+                    largest = largest.max(chunk.len());
+                    got.extend_from_slice(&chunk);
+                }
+                (got, largest)
+            });
+            let stream = gateway.open(Target::System { port: 22 }).await.unwrap();
+            let relayed = tokio::spawn(relay_to_stream(
+                OneRecordPerRead(partner),
+                stream,
+                b"",
+                RelayLimits::default(),
+            ));
+            let (got, largest) = tokio::time::timeout(Duration::from_secs(30), agent_side)
+                .await
+                .expect("all bytes within 30 s")
+                .unwrap();
+            assert!(got == sent, "bytes differ ({frame}-byte frames)");
+            assert_eq!(largest, frame, "largest chunk with {frame}-byte frames");
+            drop(partner_peer);
+            relayed.abort();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stream_relays_in_a_row_are_byte_exact_both_ways() {
         use tunnel_proto::{IncomingEvent, MuxConfig, Role, Target};
