@@ -40,6 +40,13 @@ const MAX_STREAM_BATCH: usize = 64 * 1024;
 /// Most chunks per such write (each is usually one 16 KiB DATA frame).
 const MAX_STREAM_CHUNKS: usize = 16;
 
+/// A busy direction lets other tasks run after moving this much. A site's
+/// tunnels share one thread, and a bulk download whose stream holds a whole
+/// window of received data would otherwise write all of it before a
+/// neighbour's reply (a keystroke's echo) gets its turn. Interactive tunnels
+/// never reach this, so it costs them nothing.
+const YIELD_EVERY: usize = 64 * 1024;
+
 /// When a tunnel gives up on a quiet direction.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RelayLimits {
@@ -445,6 +452,7 @@ async fn pump<P: Pipe>(
     tokio::pin!(timer);
     let mut armed = false;
     let mut other_finished = None;
+    let mut since_yield = 0;
     loop {
         let flags = *rx.borrow_and_update();
         if flags.aborted {
@@ -505,6 +513,11 @@ async fn pump<P: Pipe>(
                 }
                 moved += n as u64;
                 shared.touch(dir);
+                since_yield += n;
+                if since_yield >= YIELD_EVERY {
+                    since_yield = 0;
+                    tokio::task::yield_now().await;
+                }
             }
             Some(Err(e)) => return (moved, abort(PumpEnd::ReadError(e))),
         }
@@ -638,6 +651,72 @@ mod tests {
         let expected: Vec<u8> = (0..40u8).flat_map(|i| [i; 3]).collect();
         assert_eq!(w.got, expected);
         assert_eq!(w.calls, 40usize.div_ceil(MAX_STREAM_CHUNKS));
+    }
+
+    /// A reader that always has `left` more bytes ready and never returns
+    /// `Pending` (nor spends tokio's budget): only the relay's own yields
+    /// can let another task run while it is read.
+    struct AlwaysReady {
+        left: usize,
+    }
+
+    impl AsyncRead for AlwaysReady {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let n = buf.remaining().min(self.left);
+            buf.put_slice(&vec![7; n]);
+            self.left -= n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A writer that takes everything at once and counts it.
+    struct Counting(Arc<AtomicU64>);
+
+    impl AsyncWrite for Counting {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_direction_lets_other_tasks_on_its_thread_run() {
+        const TOTAL: usize = 4 << 20;
+        let moved = Arc::new(AtomicU64::new(0));
+        let a = tokio::io::join(AlwaysReady { left: TOTAL }, tokio::io::sink());
+        let b = tokio::io::join(tokio::io::empty(), Counting(moved.clone()));
+        let relay = tokio::spawn(relay(a, b, b"", RelayLimits::default()));
+        // Another tunnel's task on the same thread: how far the bulk
+        // direction got between two of its turns.
+        let mut widest = 0;
+        let mut last = 0;
+        while !relay.is_finished() {
+            tokio::task::yield_now().await;
+            let now = moved.load(Ordering::Relaxed);
+            widest = widest.max(now - last);
+            last = now;
+        }
+        let out = relay.await.unwrap();
+        assert_eq!(out.a_to_b, TOTAL as u64);
+        assert_eq!(moved.load(Ordering::Relaxed), TOTAL as u64);
+        assert!(
+            widest <= (YIELD_EVERY + CHUNK) as u64,
+            "{widest} bytes moved between two turns of another task"
+        );
     }
 
     #[tokio::test]

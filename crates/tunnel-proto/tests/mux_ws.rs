@@ -4,12 +4,17 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
 use tunnel_proto::frame::{self, Frame};
 use tunnel_proto::{
@@ -798,4 +803,145 @@ async fn dropping_both_halves_resets_but_one_half_does_not() {
     drop(rd);
     let (_, result) = within(5, "the reset", seen_rx.recv()).await.unwrap();
     assert_eq!(result, Err(ErrorKind::ConnectionReset));
+}
+
+/// A transport whose reads wait while its gate is shut: lets a test put
+/// bytes in the kernel-like pipe before the reader sees any of them.
+struct Gated {
+    io: tokio::io::DuplexStream,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    shut: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn set(&self, shut: bool) {
+        self.shut.store(shut, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+impl AsyncRead for Gated {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.gate.shut.load(Ordering::SeqCst) {
+            *self.gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Gated {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// On one thread (as on a site's thread in serve), a quiet stream's bytes
+/// that arrived behind a bulk stream's whole window are handed over after
+/// the bulk stream's reader took about one batch, not the whole window:
+/// the session's reader runs ahead into per-stream buffers instead of
+/// taking turns with the bulk reader 64 KiB at a time.
+#[tokio::test(flavor = "current_thread")]
+async fn a_quiet_stream_behind_a_bulk_window_is_not_read_last() {
+    const BULK: usize = 768 * 1024;
+    const BATCH: usize = 64 * 1024;
+    let (a, b) = tokio::io::duplex(4 * MIB);
+    let gate = Arc::new(Gate::default());
+    let server_io = Gated {
+        io: a,
+        gate: gate.clone(),
+    };
+    let client_io = Gated {
+        io: b,
+        gate: Default::default(),
+    };
+    let (server, client) = ws_over(server_io, client_io).await;
+    let cfg = MuxConfig {
+        stream_window: MIB as u32,
+        ..MuxConfig::default()
+    };
+    let (gateway, _gateway_incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
+    let (_agent, agent_incoming) = tunnel_proto::start(client, Role::Agent, cfg);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _agent_side = serve(agent_incoming, move |incoming| {
+        let tx = tx.clone();
+        async move {
+            let Target::System { port } = *incoming.target() else {
+                panic!("unexpected target")
+            };
+            let _ = tx.send((port, incoming.accept()));
+        }
+    });
+    let mut bulk = gateway.open(Target::System { port: 1 }).await.unwrap();
+    let mut quiet = gateway.open(Target::System { port: 2 }).await.unwrap();
+    let mut agent_streams = HashMap::new();
+    for _ in 0..2 {
+        let (port, s) = within(5, "accepted", rx.recv()).await.unwrap();
+        agent_streams.insert(port, s);
+    }
+    // Everything the agent sends waits in the pipe, the bulk window first.
+    gate.set(true);
+    let mut agent_bulk = agent_streams.remove(&1).unwrap();
+    let mut agent_quiet = agent_streams.remove(&2).unwrap();
+    within(5, "bulk written", agent_bulk.write_all(&vec![1; BULK]))
+        .await
+        .unwrap();
+    within(5, "quiet written", agent_quiet.write_all(b"ping"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let taken = Arc::new(AtomicUsize::new(0));
+    let bulk_reader = {
+        let taken = taken.clone();
+        tokio::spawn(async move {
+            // Like a tunnel's relay: lets other tasks run after each batch.
+            let mut buf = vec![0; 16 * 1024];
+            let mut since = 0;
+            while taken.load(Ordering::SeqCst) < BULK {
+                let n = bulk.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                taken.fetch_add(n, Ordering::SeqCst);
+                since += n;
+                if since >= BATCH {
+                    since = 0;
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let quiet_reader = tokio::spawn(async move {
+        let mut got = [0u8; 4];
+        quiet.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        taken.load(Ordering::SeqCst)
+    });
+    gate.set(false);
+    let bulk_taken_first = within(10, "the quiet bytes", quiet_reader).await.unwrap();
+    within(10, "the bulk bytes", bulk_reader).await.unwrap();
+    assert!(
+        bulk_taken_first <= 2 * BATCH,
+        "the bulk stream's reader took {bulk_taken_first} of {BULK} bytes first"
+    );
 }

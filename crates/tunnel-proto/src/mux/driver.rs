@@ -31,10 +31,20 @@ const SEND_ALONE: usize = 4 * 1024;
 /// How long the writer may keep trying to deliver GOAWAY and the websocket
 /// close after the session ended, before it drops the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// The reader and the writer let other tasks run after moving this much:
-/// tokio's own budget would let one of them move megabytes per turn, and on
-/// the agent's single thread that is what a quiet stream waits behind.
+/// The writer lets other tasks run after moving this much: tokio's own
+/// budget would let it move megabytes per turn, and on a site's single
+/// thread that is what a quiet stream waits behind.
 const YIELD_EVERY: usize = 64 * 1024;
+/// The reader lets other tasks run after this much. It runs ahead on
+/// purpose: what it has not read waits in the kernel's receive queue in
+/// arrival order, so a quiet stream's bytes behind a bulk stream's cannot
+/// be reached until everything before them was decrypted; once read, each
+/// stream has its own buffer and its relay its own turn. Yielding every
+/// 64 KiB (like the writer) made the reader and a bulk relay alternate,
+/// so a neighbour's reply waited for both to work through the whole
+/// window. The bound keeps other sites on the same thread served; the
+/// flow-control windows bound what there is to read anyway.
+const READ_YIELD_EVERY: usize = 1024 * 1024;
 /// How long a failed write waits for the reader to report a better reason.
 const WRITE_ERROR_GRACE: Duration = Duration::from_millis(100);
 
@@ -142,7 +152,7 @@ pub(crate) async fn read_loop<R>(
     tokio::pin!(deadline);
     let mut since_yield = 0;
     loop {
-        if since_yield >= YIELD_EVERY {
+        if since_yield >= READ_YIELD_EVERY {
             since_yield = 0;
             tokio::task::yield_now().await;
         }
