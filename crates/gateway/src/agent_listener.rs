@@ -214,15 +214,19 @@ impl AgentListener {
                             IncomingEvent::Stream(s) => {
                                 s.refuse(codes::REFUSE_POLICY, "agents may not open streams")
                             }
+                            // Boxed, like the write below: this task lives as
+                            // long as the site, and a database future held
+                            // inline would make every idle site's task about
+                            // 1 KiB larger for work it seldom does.
                             IncomingEvent::Control(value) => {
-                                site_report(&store, system_id, actions_kept, value).await
+                                Box::pin(site_report(&store, system_id, actions_kept, value)).await
                             }
                         }
                     }
                 };
                 let (reason, ()) = tokio::join!(mux.closed(), drain);
                 hub.remove(&site);
-                if let Err(error) = store.record_site_seen(system_id, unix_now()).await {
+                if let Err(error) = Box::pin(store.record_site_seen(system_id, unix_now())).await {
                     tracing::warn!(%error, "could not record the end of the site's session");
                 }
                 tracing::info!(?reason, "site disconnected");
