@@ -157,7 +157,7 @@ impl AgentListener {
             .map_err(|_| "the agent sent part of a message before the welcome".to_string())?;
         let mut mux_cfg = self.mux_config();
         if hello.has_feature(handshake::feature::LARGE_DATA) {
-            mux_cfg.peer_max_data = tunnel_proto::frame::MAX_DATA_LEN;
+            mux_cfg.peer_max_data = tunnel_proto::frame::LARGE_DATA_LEN;
         }
         let moved = home
             .spawn(async move {

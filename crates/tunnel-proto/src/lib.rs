@@ -50,7 +50,7 @@
 //! | 0x01 | OPEN | new id | target kind u8, then `0` System: port u16 (3 bytes) or `1` Colocated: IPv4 (4 bytes) + port u16 (7 bytes); kinds `2` and `3` are the same two layouts under Centralized Management (see below) |
 //! | 0x02 | ACCEPT | id | empty |
 //! | 0x03 | REFUSE | id | code u8, reason UTF-8 (≤ 1024 bytes) |
-//! | 0x04 | DATA | id | payload, 0..=16384 bytes; up to 65536 to a peer that announced `large_data` (agent: hello `features`; gateway: welcome `features`) |
+//! | 0x04 | DATA | id | payload, 0..=16384 bytes; up to 65536 to a peer that announced `large_data` (agent: hello `features`; gateway: welcome `features`); senders use 65519 there, so that a frame in its websocket message fills four TLS records |
 //! | 0x05 | WINDOW | id, or 0 for the connection | increment u32 (≥ 1) |
 //! | 0x06 | FIN | id | empty |
 //! | 0x07 | RESET | id | code u32 |

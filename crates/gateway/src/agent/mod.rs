@@ -195,7 +195,7 @@ impl Agent {
             max_stream_window: self.cfg.stream_window,
             connection_window: self.cfg.site_window,
             peer_max_data: if welcome.has_feature(handshake::feature::LARGE_DATA) {
-                tunnel_proto::frame::MAX_DATA_LEN
+                tunnel_proto::frame::LARGE_DATA_LEN
             } else {
                 tunnel_proto::frame::BASE_DATA_LEN
             },

@@ -22,9 +22,22 @@ pub const HEADER_LEN: usize = 9;
 /// Largest DATA payload a receiver accepts.
 pub const MAX_DATA_LEN: usize = 64 * 1024;
 /// Largest DATA payload every peer accepts: earlier versions refused more,
-/// so a sender uses [`MAX_DATA_LEN`] only towards a peer that announced
-/// `large_data` in the handshake (`handshake::feature::LARGE_DATA`).
+/// so a sender uses more (up to [`MAX_DATA_LEN`], by default
+/// [`LARGE_DATA_LEN`]) only towards a peer that announced `large_data` in
+/// the handshake (`handshake::feature::LARGE_DATA`).
 pub const BASE_DATA_LEN: usize = 16 * 1024;
+/// Plaintext bytes in a full TLS record.
+const TLS_RECORD_PLAINTEXT: usize = 16 * 1024;
+/// Header of a masked websocket message of 126 to 65,535 bytes (the agent's
+/// messages: client frames are masked; the gateway's headers are 4 bytes).
+const MASKED_WS_HEADER: usize = 8;
+/// The DATA payload a sender uses towards a peer that announced
+/// `large_data`: the largest whose frame, inside its websocket message,
+/// fills four TLS records and no more. A full [`MAX_DATA_LEN`] payload made
+/// each message 13-17 bytes longer than four records; rustls sent those as a
+/// fifth record of their own, in a second system call, and the peer
+/// decrypted a tiny record per 64 KiB (seen with strace during an upload).
+pub const LARGE_DATA_LEN: usize = 4 * TLS_RECORD_PLAINTEXT - MASKED_WS_HEADER - HEADER_LEN;
 /// Largest REFUSE / GOAWAY reason text in bytes; longer reasons are cut by the
 /// session before encoding.
 pub const MAX_REASON_LEN: usize = 1024;

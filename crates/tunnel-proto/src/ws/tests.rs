@@ -321,3 +321,18 @@ async fn the_stream_comes_back_only_between_messages() {
         Some(WsMessage::Text("split".into()))
     );
 }
+
+/// A DATA frame of the large size, in its websocket message, is exactly
+/// four full TLS records of plaintext from the agent (masked) and fits in
+/// four from the gateway: no fifth, tiny record per frame.
+#[tokio::test]
+async fn a_large_data_frame_fills_four_tls_records_and_no_more() {
+    use crate::frame::{HEADER_LEN, LARGE_DATA_LEN};
+    for (side, expected) in [(Side::Client, 4 * 16384), (Side::Server, 4 * 16384 - 4)] {
+        let mut writer = WsWriter::new(Vec::new(), side);
+        let message = Bytes::from(vec![7u8; HEADER_LEN + LARGE_DATA_LEN]);
+        writer.send_binary(message).await.unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(writer.io.len(), expected, "{side:?}");
+    }
+}
