@@ -862,30 +862,46 @@ mod tests {
         }
     }
 
-    /// On a session whose peer takes 64 KiB DATA frames, bytes already
-    /// waiting behind a one-record-per-read connection leave as 64 KiB
-    /// frames (the agent receives chunks of that size), byte exact; on a
-    /// 16 KiB session the same relay sends 16 KiB frames.
+    /// A gateway and an agent multiplexer over a websocket on an in-memory
+    /// pipe of `pipe` bytes, each with its own configuration.
+    async fn mux_pair(
+        pipe: usize,
+        gateway_cfg: tunnel_proto::MuxConfig,
+        agent_cfg: tunnel_proto::MuxConfig,
+    ) -> (
+        (tunnel_proto::MuxHandle, tunnel_proto::Incoming),
+        (tunnel_proto::MuxHandle, tunnel_proto::Incoming),
+    ) {
+        use tunnel_proto::Role;
+        let (server_io, client_io) = duplex(pipe);
+        let server = tokio::spawn(tunnel_proto::ws::accept(server_io));
+        let client = tunnel_proto::ws::connect("ws://gateway.test/agent", client_io)
+            .await
+            .unwrap();
+        let server = server.await.unwrap().unwrap();
+        (
+            tunnel_proto::start(server, Role::Gateway, gateway_cfg),
+            tunnel_proto::start(client, Role::Agent, agent_cfg),
+        )
+    }
+
+    /// On a session whose peer takes large DATA frames, bytes already
+    /// waiting behind a one-record-per-read connection leave as frames of
+    /// the session's large size (the agent receives chunks of that size),
+    /// byte exact; on a 16 KiB session the same relay sends 16 KiB frames.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_bytes_fill_whole_frames_of_the_session_s_size() {
-        use tunnel_proto::{IncomingEvent, MuxConfig, Role, Target};
+        use tunnel_proto::{IncomingEvent, MuxConfig, Target};
         for frame in [
-            tunnel_proto::frame::MAX_DATA_LEN,
+            tunnel_proto::frame::LARGE_DATA_LEN,
             tunnel_proto::frame::BASE_DATA_LEN,
         ] {
-            let (server_io, client_io) = duplex(256 * 1024);
-            let server = tokio::spawn(tunnel_proto::ws::accept(server_io));
-            let client = tunnel_proto::ws::connect("ws://gateway.test/agent", client_io)
-                .await
-                .unwrap();
-            let server = server.await.unwrap().unwrap();
             let cfg = MuxConfig {
                 peer_max_data: frame,
                 ..MuxConfig::default()
             };
-            let (gateway, _gateway_incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
-            let (_agent, mut agent_incoming) =
-                tunnel_proto::start(client, Role::Agent, MuxConfig::default());
+            let ((gateway, _gateway_incoming), (_agent, mut agent_incoming)) =
+                mux_pair(256 * 1024, cfg, MuxConfig::default()).await;
             // The partner's bytes are all there before the relay reads.
             let sent: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
             let (partner, mut partner_peer) = duplex(2 << 20);
@@ -923,20 +939,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stream_relays_in_a_row_are_byte_exact_both_ways() {
-        use tunnel_proto::{IncomingEvent, MuxConfig, Role, Target};
-        let (server_io, client_io) = duplex(64 * 1024);
-        let server = tokio::spawn(tunnel_proto::ws::accept(server_io));
-        let client = tunnel_proto::ws::connect("ws://gateway.test/agent", client_io)
-            .await
-            .unwrap();
-        let server = server.await.unwrap().unwrap();
+        use tunnel_proto::{IncomingEvent, MuxConfig, Target};
         let cfg = MuxConfig {
             stream_window: 50_000,
             max_stream_window: 50_000,
             ..MuxConfig::default()
         };
-        let (gateway, _gateway_incoming) = tunnel_proto::start(server, Role::Gateway, cfg);
-        let (_agent, mut agent_incoming) = tunnel_proto::start(client, Role::Agent, cfg);
+        let ((gateway, _gateway_incoming), (_agent, mut agent_incoming)) =
+            mux_pair(64 * 1024, cfg, cfg).await;
 
         let (target, mut target_peer) = duplex(256 * 1024);
         let agent_side = tokio::spawn(async move {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
 use tunnel_proto::frame::{self, Frame};
 use tunnel_proto::{
@@ -805,11 +805,18 @@ async fn dropping_both_halves_resets_but_one_half_does_not() {
     assert_eq!(result, Err(ErrorKind::ConnectionReset));
 }
 
-/// A transport whose reads wait while its gate is shut: lets a test put
-/// bytes in the kernel-like pipe before the reader sees any of them.
-struct Gated {
-    io: tokio::io::DuplexStream,
+/// A reader that waits while its gate is shut: joined with the pipe's write
+/// half, it lets a test put bytes in the pipe before the reader sees any.
+struct GatedRead {
+    io: tokio::io::ReadHalf<tokio::io::DuplexStream>,
     gate: Arc<Gate>,
+}
+
+type Gated = tokio::io::Join<GatedRead, tokio::io::WriteHalf<tokio::io::DuplexStream>>;
+
+fn gated(io: tokio::io::DuplexStream, gate: Arc<Gate>) -> Gated {
+    let (rd, wr) = tokio::io::split(io);
+    tokio::io::join(GatedRead { io: rd, gate }, wr)
 }
 
 #[derive(Default)]
@@ -827,7 +834,7 @@ impl Gate {
     }
 }
 
-impl AsyncRead for Gated {
+impl AsyncRead for GatedRead {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -838,22 +845,6 @@ impl AsyncRead for Gated {
             return Poll::Pending;
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Gated {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -868,14 +859,8 @@ async fn a_quiet_stream_behind_a_bulk_window_is_not_read_last() {
     const BATCH: usize = 64 * 1024;
     let (a, b) = tokio::io::duplex(4 * MIB);
     let gate = Arc::new(Gate::default());
-    let server_io = Gated {
-        io: a,
-        gate: gate.clone(),
-    };
-    let client_io = Gated {
-        io: b,
-        gate: Default::default(),
-    };
+    let server_io = gated(a, gate.clone());
+    let client_io = gated(b, Default::default());
     let (server, client) = ws_over(server_io, client_io).await;
     let cfg = MuxConfig {
         stream_window: MIB as u32,

@@ -36,11 +36,14 @@
 //! queues behind it. So the rate test also has a queue budget: a window
 //! grows for a better rate only while its probe waited at most
 //! [`QUEUE_BUDGET`] longer than the shortest round trip. On loopback (the
-//! reader's CPU is the limit) windows of 1-2 MiB made a 64-byte round trip
-//! beside a download take 1.2 ms; 512 KiB moved as many bytes per second
-//! with 0.75 ms (BENCHMARKS.md, session 9). The first probe has no shortest
-//! round trip to compare with, so it can only pass the rate test: it
-//! doubles, and the fourfold slow start begins from the second probe.
+//! reader's CPU is the limit) a window's bytes beyond what the link needs
+//! are all queue: 256 KiB adds about 0.25 ms at 1 GB/s. A tighter budget
+//! (100 us) held windows lower but cost a fourteenth of one stream's upload
+//! without a measurable gain in latency (BENCHMARKS.md, session 9).
+//!
+//! The first probe has no shortest round trip to compare with, so it can
+//! only pass the rate test: it doubles, and the fourfold slow start begins
+//! from the second probe.
 
 use std::time::{Duration, Instant};
 
