@@ -71,7 +71,9 @@ struct Opts {
     #[arg(long, default_value = "benches/.tools/bin/rathole")]
     rathole: PathBuf,
     /// Leave out these paths or figures (comma-separated: ssh, rathole, relay; delay:
-    /// the distant-site figure; frontdoor: the front door against tinyproxy/haproxy).
+    /// the distant-site figure; frontdoor: the front door against tinyproxy/haproxy;
+    /// bulk, loaded, setup: a path's throughput and CPU, its latency beside a saturated
+    /// stream, its set-ups).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Delay each way on the distant-site link, in ms (its RTT is twice this).
@@ -332,6 +334,25 @@ async fn front_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Tab
 }
 
 async fn one_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
+    let skip = |what: &str| o.skip.iter().any(|s| s == what);
+    if !skip("bulk") {
+        bulk_run(o, p, i, target, t).await?;
+    }
+    let (p50, p99) = measure::pingpong(&p.path, target, o.rounds).await?;
+    t.add(Metric::RttP50, i, p50);
+    t.add(Metric::RttP99, i, p99);
+    if !skip("loaded") {
+        loaded_run(o, p, i, target, t).await?;
+    }
+    if !skip("setup") {
+        setup_run(o, p, i, target, t).await?;
+    }
+    Ok(())
+}
+
+/// One path's bulk figures: one and 8 streams each way, and the CPU per GB
+/// of the one-stream runs.
+async fn bulk_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
     let roots = p.pids();
     let mb = |b: &measure::Bulk| b.bytes as f64 / b.secs / 1e6;
     let mut cpu = 0.0;
@@ -352,9 +373,11 @@ async fn one_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table
     if !roots.is_empty() || matches!(p.path, paths::Path::Ssh(_)) {
         t.add(Metric::CpuPerGb, i, cpu / gb);
     }
-    let (p50, p99) = measure::pingpong(&p.path, target, o.rounds).await?;
-    t.add(Metric::RttP50, i, p50);
-    t.add(Metric::RttP99, i, p99);
+    Ok(())
+}
+
+/// One path's ping-pong round trips while another stream is saturated.
+async fn loaded_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
     let sat = measure::Saturator::start(&p.path, target).await?;
     let loaded = measure::pingpong(&p.path, target, o.rounds).await;
     let moved = sat.stop().await;
@@ -362,6 +385,12 @@ async fn one_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table
     moved?;
     t.add(Metric::RttP50Loaded, i, p50);
     t.add(Metric::RttP99Loaded, i, p99);
+    Ok(())
+}
+
+/// One path's set-up figures, with full TLS hand-shakes and (where the
+/// path has TLS sessions to resume) with resumption.
+async fn setup_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
     let count = if matches!(p.path, paths::Path::Ssh(_)) {
         (o.setups / 10).max(10)
     } else {

@@ -52,6 +52,12 @@ pub(crate) const PROBE_TAG: u64 = 1 << 63;
 /// Probes are at least this far apart, so a near link is not flooded with
 /// PINGs (one per round trip would be thousands per second on loopback).
 const MIN_PROBE_GAP: Duration = Duration::from_millis(1);
+/// Only a DATA frame at least this long starts a probe. A window-bound
+/// sender has a backlog and sends full frames (16 or 64 KiB), so a shorter
+/// frame comes from a stream that had no more to send: its probe could not
+/// fill the window, and its PING and PONG would only add two messages and
+/// wake-ups at both ends to an interactive stream's round trip.
+const PROBE_START_LEN: u32 = 8 * 1024;
 /// The window grows only if the sample's rate beats the best so far by this
 /// factor: rate samples are noisy, and noise must not ratchet it up. 1.25
 /// kept windows near 512 KiB on loopback and cost a tenth of the throughput
@@ -113,7 +119,10 @@ impl WindowTuner {
             p.bytes += u64::from(len);
             return None;
         }
-        if self.window >= self.max || self.next_probe.is_some_and(|t| now < t) {
+        if len < PROBE_START_LEN
+            || self.window >= self.max
+            || self.next_probe.is_some_and(|t| now < t)
+        {
             return None;
         }
         self.seq = self.seq.wrapping_add(1) & !PROBE_TAG;
@@ -317,13 +326,34 @@ mod tests {
     fn probes_are_spaced_and_only_their_own_pong_counts() {
         let mut t = WindowTuner::new(256 * KIB, 16 << 20);
         let now = Instant::now();
-        let ping = t.on_data(100, now).unwrap();
-        assert_eq!(t.on_data(100, now), None, "one probe at a time");
+        let ping = t.on_data(16 * KIB, now).unwrap();
+        assert_eq!(t.on_data(16 * KIB, now), None, "one probe at a time");
         assert_eq!(t.on_pong(7, now), None, "a heartbeat PONG is not a probe");
         assert_eq!(t.on_pong(ping ^ 1, now), None, "a stale probe");
         let later = now + Duration::from_micros(100);
         assert_eq!(t.on_pong(ping, later), None);
-        assert_eq!(t.on_data(100, later), None, "too soon after the last probe");
-        assert!(t.on_data(100, later + MIN_PROBE_GAP).is_some());
+        assert_eq!(
+            t.on_data(16 * KIB, later),
+            None,
+            "too soon after the last probe"
+        );
+        assert!(t.on_data(16 * KIB, later + MIN_PROBE_GAP).is_some());
+    }
+
+    #[test]
+    fn only_a_full_sized_frame_starts_a_probe() {
+        let mut t = WindowTuner::new(256 * KIB, 16 << 20);
+        let now = Instant::now();
+        for len in [1, 64, 1400, PROBE_START_LEN - 1] {
+            assert_eq!(t.on_data(len, now), None, "a {len}-byte frame");
+        }
+        let ping = t.on_data(PROBE_START_LEN, now).expect("a probe starts");
+        // Once started, every frame counts, whatever its size.
+        assert_eq!(t.on_data(100, now), None);
+        let probe = t.probe.as_ref().expect("the probe is open");
+        assert_eq!(
+            (probe.seq, probe.bytes),
+            (ping & !PROBE_TAG, 8 * 1024 + 100)
+        );
     }
 }

@@ -602,6 +602,32 @@ fn a_window_bound_stream_gets_a_larger_window_once_its_reader_caught_up() {
     }));
 }
 
+/// An interactive stream's small frames never start a window probe: its
+/// round trips carry only its own bytes, not a PING and a PONG as well.
+#[test]
+fn small_frames_send_no_window_probe() {
+    let (mut gw, mut agent, id) = pair(SessionConfig {
+        max_stream_window: 1 << 20,
+        ..cfg(256 * 1024, 4 << 20)
+    });
+    let mut at = std::time::Instant::now();
+    for _ in 0..50 {
+        gw.write(id, &[7; 64]).unwrap();
+        while let Some(bytes) = gw.poll_transmit() {
+            agent.receive_at(bytes, at).unwrap();
+        }
+        assert_eq!(read_all(&mut agent, id), [7; 64]);
+        assert_eq!(frames(&mut agent), vec![], "nothing but the data");
+        at += std::time::Duration::from_millis(5);
+    }
+    // A full frame does start one.
+    gw.write(id, &[7; 16 * 1024]).unwrap();
+    while let Some(bytes) = gw.poll_transmit() {
+        agent.receive_at(bytes, at).unwrap();
+    }
+    assert!(matches!(frames(&mut agent)[..], [Frame::Ping { .. }]));
+}
+
 fn encode(f: &Frame) -> Bytes {
     let mut buf = bytes::BytesMut::new();
     frame::encode(f, &mut buf).unwrap();
