@@ -199,7 +199,15 @@ async fn bench(o: Opts) -> Result<()> {
         "haproxy with one or two TLS hops; tinyproxy alone has no TLS and does not count",
         2 * ms,
     );
+    if let Some(ri) = peers
+        .iter()
+        .position(|p| matches!(p.path, paths::Path::Relay { .. }))
+    {
+        table.set_reference(ri);
+    }
     for run in 0..o.runs {
+        table.start_run(run);
+        front_table.start_run(run);
         for (i, p) in peers.iter().enumerate() {
             eprintln!("run {}/{}: {}", run + 1, o.runs, p.name);
             if let Err(e) = one_run(&o, p, i, target, &mut table).await {

@@ -1,4 +1,10 @@
 //! Medians over runs and the markdown table with ratios.
+//!
+//! A cell shows the median of a path's runs; its ratios are paired: each run's
+//! value divided by the other path's value in the same run, and the median of
+//! those. Runs of one build drift by 10-20 % with the machine's state, and the
+//! paths of one run share that state, so a paired ratio is steadier than a
+//! ratio of two medians taken from different runs.
 
 use std::collections::BTreeMap;
 
@@ -69,7 +75,13 @@ impl Metric {
 pub struct Table {
     /// (name, counts as a peer for "best peer").
     paths: Vec<(String, bool)>,
-    values: BTreeMap<(Metric, usize), Vec<f64>>,
+    /// Each run's value, with the run's number for pairing.
+    values: BTreeMap<(Metric, usize), Vec<(usize, f64)>>,
+    /// The run that [`Table::add`] records into.
+    run: usize,
+    /// The column of the reference relay: comgate's cells also show their
+    /// ratio to it (the targets name it).
+    reference: Option<usize>,
     notes: Vec<String>,
     /// Who counts as a peer, for the footer.
     peers_are: String,
@@ -82,6 +94,8 @@ impl Table {
         Table {
             paths,
             values: BTreeMap::new(),
+            run: 0,
+            reference: None,
             notes: Vec::new(),
             peers_are: peers_are.to_string(),
             far_rtt_ms,
@@ -98,8 +112,21 @@ impl Table {
         }
     }
 
+    /// Marks `path` as the reference relay (see [`Table::reference`]).
+    pub fn set_reference(&mut self, path: usize) {
+        self.reference = Some(path);
+    }
+
+    /// Values added from now on belong to run `run`.
+    pub fn start_run(&mut self, run: usize) {
+        self.run = run;
+    }
+
     pub fn add(&mut self, m: Metric, path: usize, v: f64) {
-        self.values.entry((m, path)).or_default().push(v);
+        self.values
+            .entry((m, path))
+            .or_default()
+            .push((self.run, v));
     }
 
     pub fn note(&mut self, n: String) {
@@ -107,12 +134,35 @@ impl Table {
     }
 
     fn median(&self, m: Metric, path: usize) -> Option<f64> {
-        let mut v = self.values.get(&(m, path))?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        Some(v[v.len() / 2])
+        median(
+            self.values
+                .get(&(m, path))?
+                .iter()
+                .map(|&(_, v)| v)
+                .collect(),
+        )
+    }
+
+    /// The median over runs of `f(value of path, value of other)`, taken only
+    /// from runs that have both; `other_m` is the other path's metric.
+    fn paired(
+        &self,
+        m: Metric,
+        path: usize,
+        other_m: Metric,
+        other: usize,
+        f: impl Fn(f64, f64) -> Option<f64>,
+    ) -> Option<f64> {
+        let theirs = self.values.get(&(other_m, other))?;
+        let pairs = self.values.get(&(m, path))?.iter().filter_map(|&(run, v)| {
+            let &(_, o) = theirs.iter().find(|(r, _)| *r == run)?;
+            f(v, o)
+        });
+        median(pairs.collect())
+    }
+
+    fn paired_ratio(&self, m: Metric, path: usize, other_m: Metric, other: usize) -> Option<f64> {
+        self.paired(m, path, other_m, other, |v, o| (o > 0.0).then(|| v / o))
     }
 
     fn best_peer(&self, m: Metric) -> Option<(usize, f64)> {
@@ -170,15 +220,13 @@ impl Table {
                 continue;
             }
             // Direct has no TLS: its resumed set-ups are its plain set-ups.
-            let direct = self.median(m, 0).or_else(|| {
-                let plain = match m {
-                    Metric::SetupRateResumed => Metric::SetupRateFull,
-                    Metric::SetupP50Resumed => Metric::SetupP50Full,
-                    Metric::SetupP99Resumed => Metric::SetupP99Full,
-                    _ => return None,
-                };
-                self.median(plain, 0)
-            });
+            let direct_m = match m {
+                _ if self.values.contains_key(&(m, 0)) => m,
+                Metric::SetupRateResumed => Metric::SetupRateFull,
+                Metric::SetupP50Resumed => Metric::SetupP50Full,
+                Metric::SetupP99Resumed => Metric::SetupP99Full,
+                _ => m,
+            };
             let best = self.best_peer(m);
             s.push_str(&format!("| {} |", m.label(self.far_rtt_ms)));
             for i in 0..self.paths.len() {
@@ -188,13 +236,22 @@ impl Table {
                         s.push_str(&format!(" {}", fmt(v)));
                         let mut ratios = Vec::new();
                         if i != 0 {
-                            if let Some(d) = direct.filter(|d| *d > 0.0) {
-                                ratios.push(format!("{:.2}×d", v / d));
+                            if let Some(r) = self.paired_ratio(m, i, direct_m, 0) {
+                                ratios.push(format!("{r:.2}×d"));
                             }
                         }
-                        if let Some((bi, b)) = best {
-                            if bi != i && b > 0.0 {
-                                ratios.push(format!("{:.2}×p", v / b));
+                        if let Some((bi, _)) = best {
+                            if bi != i {
+                                if let Some(r) = self.paired_ratio(m, i, m, bi) {
+                                    ratios.push(format!("{r:.2}×p"));
+                                }
+                            }
+                        }
+                        if let Some(ri) = self.reference {
+                            if i != 0 && i != ri && !self.paths[i].1 {
+                                if let Some(r) = self.paired_ratio(m, i, m, ri) {
+                                    ratios.push(format!("{r:.2}×r"));
+                                }
                             }
                         }
                         if !ratios.is_empty() {
@@ -209,14 +266,19 @@ impl Table {
                 None => s.push_str(" — |\n"),
             }
         }
+        let reference = match self.reference {
+            Some(ri) => format!("; ×r: ratio to the {}", self.paths[ri].0),
+            None => String::new(),
+        };
         s.push_str(&format!(
-            "\n×d: ratio to direct loopback TCP; ×p: ratio to the best peer ({}) \
-             in the same run; for times and CPU lower is better.\n",
+            "\n×d: ratio to direct loopback TCP; ×p: ratio to the best peer ({}){reference}; \
+             each ratio is the median over runs of the ratio within one run; for times and \
+             CPU lower is better.\n",
             self.peers_are
         ));
-        // Added latency over direct, the targets' unit.
+        // Added latency over direct, the targets' unit (paired like the ratios).
         for (i, (name, _)) in self.paths.iter().enumerate().skip(1) {
-            let add = |m| Some(self.median(m, i)? - self.median(m, 0)?);
+            let add = |m| self.paired(m, i, m, 0, |v, d| Some(v - d));
             if let (Some(a), Some(b)) = (add(Metric::RttP50), add(Metric::RttP50Loaded)) {
                 s.push_str(&format!(
                     "\n- {name}: adds {a:.0} us p50 idle, {b:.0} us p50 with a saturated neighbour"
@@ -231,6 +293,15 @@ impl Table {
     }
 }
 
+/// The median (the upper one of an even count), or `None` for no values.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
 fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -238,5 +309,91 @@ fn fmt(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(names: &[(&str, bool)]) -> Table {
+        let paths = names.iter().map(|(n, p)| (n.to_string(), *p)).collect();
+        Table::new(paths, "peer", 20)
+    }
+
+    #[test]
+    fn cells_show_paired_ratios_and_only_comgate_the_reference_one() {
+        let mut t = table(&[
+            ("direct", false),
+            ("comgate", false),
+            ("relay (ref)", false),
+            ("peer", true),
+        ]);
+        t.set_reference(2);
+        // (comgate, relay, peer) MB/s per run; direct 10,000 throughout.
+        let runs = [
+            (900.0, 1000.0, 600.0),
+            (1100.0, 1000.0, 700.0),
+            (700.0, 800.0, 500.0),
+        ];
+        for (run, (c, r, p)) in runs.into_iter().enumerate() {
+            t.start_run(run);
+            t.add(Metric::Up1, 0, 10_000.0);
+            t.add(Metric::Up1, 1, c);
+            t.add(Metric::Up1, 2, r);
+            t.add(Metric::Up1, 3, p);
+        }
+        // A run that only comgate has counts for its median, not for pairs.
+        t.start_run(3);
+        t.add(Metric::Up1, 1, 5000.0);
+        let out = t.render();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("| 1 stream up"))
+            .unwrap();
+        // comgate: median of 700, 900, 1100, 5000 is 1100; per run against
+        // direct 0.09 / 0.11 / 0.07, the peer 1.50 / 1.57 / 1.40, the relay
+        // 0.90 / 1.10 / 0.875.
+        assert!(line.contains("| 1100 (0.09×d, 1.50×p, 0.90×r) |"), "{line}");
+        // The relay itself: 0.10 / 0.10 / 0.08 of direct, 1.67 / 1.43 / 1.60 of the peer.
+        assert!(line.contains("| 1000 (0.10×d, 1.60×p) |"), "{line}");
+        assert!(out.contains("×r: ratio to the relay (ref)"), "{out}");
+    }
+
+    #[test]
+    fn a_paired_ratio_is_not_a_ratio_of_medians() {
+        let mut t = table(&[("direct", false), ("comgate", false)]);
+        // Per run 0.8, 0.9, 0.5: median 0.8. The medians (600 and 450) would
+        // give 0.75, pairing comgate's middle run with direct's.
+        for (run, (d, c)) in [(1000.0, 800.0), (500.0, 450.0), (600.0, 300.0)]
+            .into_iter()
+            .enumerate()
+        {
+            t.start_run(run);
+            t.add(Metric::Down1, 0, d);
+            t.add(Metric::Down1, 1, c);
+        }
+        let r = t.paired_ratio(Metric::Down1, 1, Metric::Down1, 0).unwrap();
+        assert!((r - 0.8).abs() < 1e-9, "{r}");
+        // Added latency is paired the same way: 100, 130, 70 over direct
+        // gives 100, where the medians (150 - 60) would give 90.
+        for (run, (d, c)) in [(50.0, 150.0), (70.0, 200.0), (60.0, 130.0)]
+            .into_iter()
+            .enumerate()
+        {
+            t.start_run(run);
+            t.add(Metric::RttP50, 0, d);
+            t.add(Metric::RttP50, 1, c);
+        }
+        for (run, c) in [1000.0, 900.0, 1100.0].into_iter().enumerate() {
+            t.start_run(run);
+            t.add(Metric::RttP50Loaded, 0, 20.0);
+            t.add(Metric::RttP50Loaded, 1, c);
+        }
+        let out = t.render();
+        assert!(
+            out.contains("- comgate: adds 100 us p50 idle, 980 us p50 with a saturated neighbour"),
+            "{out}"
+        );
     }
 }
