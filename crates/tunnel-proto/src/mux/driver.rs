@@ -52,12 +52,11 @@ pub(crate) async fn write_loop<W>(shared: Arc<Shared>, mut sink: WsWriter<W>)
 where
     W: AsyncWrite + Unpin,
 {
-    let mut closed = shared.subscribe();
     let outcome = tokio::select! {
         result = write_frames(&shared, &mut sink) => result.map(Some),
         // A peer that stopped reading must not keep this task alive forever.
         _ = async {
-            let _ = closed.wait_for(Option::is_some).await;
+            shared.wait_closed().await;
             tokio::time::sleep(CLOSE_GRACE).await;
         } => Ok(None),
     };
@@ -71,7 +70,7 @@ where
         Err(e) => {
             // When the peer leaves, the reader usually learns why (GOAWAY,
             // close frame) a moment after a write fails: prefer its reason.
-            let _ = tokio::time::timeout(WRITE_ERROR_GRACE, closed.wait_for(Option::is_some)).await;
+            let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
             shared.shutdown(CloseReason::Io(e.to_string()), None);
         }
     }
@@ -141,7 +140,6 @@ pub(crate) async fn read_loop<R>(
 ) where
     R: AsyncRead + Unpin,
 {
-    let mut closed = shared.subscribe();
     let ping_interval = ping_interval.max(Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -150,6 +148,9 @@ pub(crate) async fn read_loop<R>(
     // Re-armed only when it fires, not per message.
     let deadline = sleep_until(last_rx + ping_timeout);
     tokio::pin!(deadline);
+    // One waiter for the whole loop, not one registered per message.
+    let closed = shared.wait_closed();
+    tokio::pin!(closed);
     let mut since_yield = 0;
     loop {
         if since_yield >= READ_YIELD_EVERY {
@@ -157,7 +158,7 @@ pub(crate) async fn read_loop<R>(
             tokio::task::yield_now().await;
         }
         tokio::select! {
-            _ = closed.wait_for(Option::is_some) => return,
+            _ = &mut closed => return,
             msg = source.next() => {
                 last_rx = Instant::now();
                 match msg {

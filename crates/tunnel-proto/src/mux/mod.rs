@@ -285,13 +285,7 @@ impl MuxHandle {
 
     /// Resolves once the session is over, with the reason.
     pub async fn closed(&self) -> CloseReason {
-        let mut rx = self.shared.subscribe();
-        let reason = rx
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|r| r.clone());
-        reason.unwrap_or(CloseReason::ConnectionLost)
+        self.shared.wait_closed().await
     }
 
     pub fn is_closed(&self) -> bool {

@@ -6,11 +6,12 @@
 //! lock is held. The one shutdown path is [`Shared::shutdown`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{CloseReason, IncomingEvent, IncomingStream, OpenError};
 use crate::codes;
@@ -32,7 +33,13 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Wakes the writer task: frames were queued, or the session closed.
     pub writer_wake: Notify,
-    closed_tx: watch::Sender<Option<CloseReason>>,
+    /// Wakes whoever waits for the end ([`Shared::wait_closed`]). A `Notify`
+    /// beside the reason in `Inner` rather than a watch channel: the channel
+    /// is an allocation of about 360 bytes per site, kept for the site's
+    /// whole life, for a signal sent once.
+    closed_wake: Notify,
+    /// Set with `Inner::closed`: checks for the end without the lock.
+    closed_flag: AtomicBool,
 }
 
 pub(crate) struct Inner {
@@ -70,7 +77,8 @@ impl Shared {
                 ws_pong: None,
             }),
             writer_wake: Notify::new(),
-            closed_tx: watch::channel(None).0,
+            closed_wake: Notify::new(),
+            closed_flag: AtomicBool::new(false),
         }
     }
 
@@ -82,12 +90,26 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Option<CloseReason>> {
-        self.closed_tx.subscribe()
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        if !self.closed_flag.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().closed.clone()
     }
 
-    pub fn close_reason(&self) -> Option<CloseReason> {
-        self.closed_tx.borrow().clone()
+    /// Resolves once the session is over, with the reason.
+    pub async fn wait_closed(&self) -> CloseReason {
+        loop {
+            let woken = self.closed_wake.notified();
+            tokio::pin!(woken);
+            // Registered before the check, so a shutdown between the two
+            // still wakes this waiter.
+            woken.as_mut().enable();
+            if let Some(reason) = self.close_reason() {
+                return reason;
+            }
+            woken.await;
+        }
     }
 
     /// Wakes the writer if anything is queued; call after releasing the lock.
@@ -114,6 +136,7 @@ impl Shared {
                 None => {}
             }
             inner.closed = Some(reason.clone());
+            self.closed_flag.store(true, Ordering::Release);
             let mut wakers: Vec<Waker> = std::mem::take(&mut inner.queue_waiters)
                 .into_iter()
                 .map(|(_, w)| w)
@@ -132,7 +155,7 @@ impl Shared {
             let _ = opener.send(Err(OpenError::Closed(reason.clone())));
         }
         drop(incoming_tx);
-        self.closed_tx.send_replace(Some(reason));
+        self.closed_wake.notify_waiters();
         self.writer_wake.notify_one();
     }
 
@@ -334,5 +357,36 @@ impl Inner {
                 "too many streams waiting to be accepted",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Role, SessionConfig};
+
+    fn shared() -> Arc<Shared> {
+        let (tx, _rx) = mpsc::channel(1);
+        let session = Session::new(Role::Gateway, SessionConfig::default());
+        Arc::new(Shared::new(session, tx))
+    }
+
+    #[tokio::test]
+    async fn waiters_before_and_after_the_end_get_its_reason() {
+        let s = shared();
+        assert_eq!(s.close_reason(), None);
+        let early = tokio::spawn({
+            let s = s.clone();
+            async move { s.wait_closed().await }
+        });
+        // The waiter is parked before the end comes.
+        tokio::task::yield_now().await;
+        assert!(!early.is_finished());
+        s.shutdown(CloseReason::HeartbeatTimeout, None);
+        // A second end changes nothing: the first reason wins.
+        s.shutdown(CloseReason::ConnectionLost, None);
+        assert_eq!(early.await.unwrap(), CloseReason::HeartbeatTimeout);
+        assert_eq!(s.wait_closed().await, CloseReason::HeartbeatTimeout);
+        assert_eq!(s.close_reason(), Some(CloseReason::HeartbeatTimeout));
     }
 }
