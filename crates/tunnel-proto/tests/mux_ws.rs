@@ -533,6 +533,51 @@ async fn abandoning_open_resets_the_stream_once_accepted() {
     .await;
 }
 
+/// Streams waiting in `Incoming` when it is dropped are refused, and so is
+/// every stream opened after it, while the session itself lives on.
+#[tokio::test]
+async fn streams_nobody_will_take_are_refused() {
+    let pair = mux_pair(MuxConfig::default()).await;
+    let gateway = pair.gateway.clone();
+    let waiting = tokio::spawn(async move { gateway.open(Target::System { port: 22 }).await });
+    within(5, "the open reaches the agent", async {
+        while pair.agent.stream_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    drop(pair.agent_incoming);
+    let err = within(5, "refusal", waiting).await.unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        OpenError::Refused {
+            code: codes::REFUSE_NOT_ACCEPTED,
+            reason: "the site agent did not accept the stream".into()
+        }
+    );
+    let err = pair
+        .gateway
+        .open(Target::System { port: 22 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        OpenError::Refused {
+            code: codes::REFUSE_BUSY,
+            reason: "the site takes no more streams".into()
+        }
+    );
+    // The session still carries control messages.
+    pair.agent
+        .send_control(serde_json::json!({"still": "up"}))
+        .unwrap();
+    let mut gateway_incoming = pair.gateway_incoming;
+    match within(5, "control", gateway_incoming.next()).await {
+        Some(IncomingEvent::Control(v)) => assert_eq!(v["still"], "up"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn dropping_every_handle_closes_the_session() {
     let mut pair = mux_pair(MuxConfig::default()).await;

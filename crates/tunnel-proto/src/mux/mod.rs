@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::codes;
 use crate::frame::{Access, Target};
@@ -36,7 +36,7 @@ pub use stream::{MuxReadHalf, MuxStream, MuxWriteHalf};
 /// New streams and control messages waiting for the application; beyond
 /// this, new streams are refused and control messages dropped, so the reader
 /// never blocks and never buffers without bound.
-const INCOMING_BACKLOG: usize = 256;
+pub(crate) const INCOMING_BACKLOG: usize = 256;
 
 /// Tuning of one multiplexed session. Both sides may differ: each announces
 /// its own receive windows.
@@ -139,8 +139,7 @@ where
         },
     );
     session.set_peer_max_data(cfg.peer_max_data);
-    let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_BACKLOG);
-    let shared = Arc::new(Shared::new(session, incoming_tx));
+    let shared = Arc::new(Shared::new(session));
     let WsConn { reader, writer } = ws;
     tokio::spawn(driver::write_loop(shared.clone(), writer));
     tokio::spawn(driver::read_loop(
@@ -150,13 +149,14 @@ where
         cfg.ping_timeout,
     ));
     let owner = Arc::new(Owner(shared.clone()));
+    let shared_for_incoming = shared.clone();
     let handle = MuxHandle {
         shared,
         role,
         _owner: owner.clone(),
     };
     let incoming = Incoming {
-        rx: incoming_rx,
+        shared: shared_for_incoming,
         _owner: owner,
     };
     (handle, incoming)
@@ -337,9 +337,7 @@ impl Drop for OpenGuard<'_> {
 
 /// Streams the peer opens and control messages it sends, in arrival order.
 pub struct Incoming {
-    /// Boxed: the channel allocates its first block of slots up front, and
-    /// every connected site has one (an unboxed event made that 1.5 KiB).
-    rx: mpsc::Receiver<Box<IncomingEvent>>,
+    shared: Arc<Shared>,
     _owner: Arc<Owner>,
 }
 
@@ -347,7 +345,44 @@ impl Incoming {
     /// The next event; `None` once the session is over and all delivered
     /// events were taken. Cancel safe.
     pub async fn next(&mut self) -> Option<IncomingEvent> {
-        self.rx.recv().await.map(|event| *event)
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<IncomingEvent>> {
+        let mut inner = self.shared.lock();
+        let queue = &mut inner.incoming;
+        if let Some(event) = queue.events.pop_front() {
+            if queue.events.is_empty() {
+                // An idle site holds no queue.
+                queue.events = std::collections::VecDeque::new();
+            }
+            return Poll::Ready(Some(event));
+        }
+        if queue.closed {
+            return Poll::Ready(None);
+        }
+        if !queue
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            queue.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        let unanswered = {
+            let mut inner = self.shared.lock();
+            inner.incoming.closed = true;
+            inner.incoming.waker = None;
+            std::mem::take(&mut inner.incoming.events)
+        };
+        // Outside the lock: an unanswered stream refuses itself on drop,
+        // which locks.
+        drop(unanswered);
     }
 }
 
@@ -355,10 +390,7 @@ impl futures_util::Stream for Incoming {
     type Item = IncomingEvent;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<IncomingEvent>> {
-        self.get_mut()
-            .rx
-            .poll_recv(cx)
-            .map(|event| event.map(|e| *e))
+        self.poll_event(cx)
     }
 }
 

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
-use super::{CloseReason, IncomingEvent, IncomingStream, OpenError};
+use super::{CloseReason, IncomingEvent, IncomingStream, OpenError, INCOMING_BACKLOG};
 use crate::codes;
 use crate::session::{Event, Session, StreamEnd};
 
@@ -48,11 +48,41 @@ pub(crate) struct Inner {
     /// `open` waiting for its answer). Removed when the handle drops.
     pub slots: HashMap<u32, Slot>,
     pub closed: Option<CloseReason>,
-    incoming_tx: Option<mpsc::Sender<Box<IncomingEvent>>>,
+    /// What [`super::Incoming`] has not taken yet.
+    pub incoming: IncomingQueue,
     /// Writers waiting for the transmit queue to drain, by stream.
     queue_waiters: Vec<(u32, Waker)>,
     /// The payload of the last websocket ping, until the writer answers it.
     ws_pong: Option<Bytes>,
+}
+
+/// Streams the peer opened and control messages it sent, until
+/// [`super::Incoming`] takes them. A queue under the session's lock rather
+/// than a tokio channel: the channel allocated about 770 bytes up front (its
+/// cache-padded state and a first block of slots), kept for the whole life
+/// of every connected site, which almost never receives anything.
+#[derive(Default)]
+pub(crate) struct IncomingQueue {
+    pub events: VecDeque<IncomingEvent>,
+    /// The task waiting in [`super::Incoming::next`].
+    pub waker: Option<Waker>,
+    /// No more events: the session ended or `Incoming` was dropped.
+    pub closed: bool,
+}
+
+impl IncomingQueue {
+    /// Queues `event` and wakes the receiver; gives it back when the queue is
+    /// closed or holds [`INCOMING_BACKLOG`] events.
+    fn push(&mut self, event: IncomingEvent) -> Result<(), IncomingEvent> {
+        if self.closed || self.events.len() >= INCOMING_BACKLOG {
+            return Err(event);
+        }
+        self.events.push_back(event);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -66,13 +96,13 @@ pub(crate) struct Slot {
 }
 
 impl Shared {
-    pub fn new(session: Session, incoming_tx: mpsc::Sender<Box<IncomingEvent>>) -> Self {
+    pub fn new(session: Session) -> Self {
         Shared {
             inner: Mutex::new(Inner {
                 session,
                 slots: HashMap::new(),
                 closed: None,
-                incoming_tx: Some(incoming_tx),
+                incoming: IncomingQueue::default(),
                 queue_waiters: Vec::new(),
                 ws_pong: None,
             }),
@@ -123,7 +153,7 @@ impl Shared {
     /// every stream and pending open, wakes everyone, and lets the tasks
     /// finish.
     pub fn shutdown(&self, reason: CloseReason, goaway: Option<(u32, &str)>) {
-        let (wakers, openers, incoming_tx) = {
+        let (wakers, openers) = {
             let mut inner = self.lock();
             if inner.closed.is_some() {
                 return;
@@ -147,14 +177,16 @@ impl Shared {
                 wakers.extend(slot.write_waker.take());
                 openers.extend(slot.opener.take());
             }
-            (wakers, openers, inner.incoming_tx.take())
+            // What was queued can still be taken; nothing more comes.
+            inner.incoming.closed = true;
+            wakers.extend(inner.incoming.waker.take());
+            (wakers, openers)
         };
         tracing::debug!(%reason, "tunnel session closed");
         wakers.into_iter().for_each(Waker::wake);
         for opener in openers {
             let _ = opener.send(Err(OpenError::Closed(reason.clone())));
         }
-        drop(incoming_tx);
         self.closed_wake.notify_waiters();
         self.writer_wake.notify_one();
     }
@@ -258,11 +290,7 @@ impl Inner {
                     self.deliver_stream(shared, id, target, access)
                 }
                 Event::Control(value) => {
-                    let sent = self
-                        .incoming_tx
-                        .as_ref()
-                        .map(|tx| tx.try_send(Box::new(IncomingEvent::Control(value))));
-                    if !matches!(sent, Some(Ok(()))) {
+                    if self.incoming.push(IncomingEvent::Control(value)).is_err() {
                         tracing::warn!(
                             "dropping a CONTROL message: nobody is taking incoming events"
                         );
@@ -338,24 +366,18 @@ impl Inner {
         access: crate::frame::Access,
     ) {
         let stream = IncomingStream::new(shared.clone(), id, target, access);
-        let Some(tx) = self.incoming_tx.as_ref() else {
-            stream.disarm();
-            let _ = self
-                .session
-                .refuse(id, codes::REFUSE_BUSY, "the site is shutting down");
-            return;
+        let reason = if self.incoming.closed {
+            "the site takes no more streams"
+        } else {
+            "too many streams waiting to be accepted"
         };
-        if let Err(e) = tx.try_send(Box::new(IncomingEvent::Stream(stream))) {
+        if let Err(event) = self.incoming.push(IncomingEvent::Stream(stream)) {
             // Dropping the stream here must not lock again: disarm it and
             // refuse directly.
-            if let IncomingEvent::Stream(stream) = *e.into_inner() {
+            if let IncomingEvent::Stream(stream) = event {
                 stream.disarm();
             }
-            let _ = self.session.refuse(
-                id,
-                codes::REFUSE_BUSY,
-                "too many streams waiting to be accepted",
-            );
+            let _ = self.session.refuse(id, codes::REFUSE_BUSY, reason);
         }
     }
 }
@@ -366,9 +388,8 @@ mod tests {
     use crate::session::{Role, SessionConfig};
 
     fn shared() -> Arc<Shared> {
-        let (tx, _rx) = mpsc::channel(1);
         let session = Session::new(Role::Gateway, SessionConfig::default());
-        Arc::new(Shared::new(session, tx))
+        Arc::new(Shared::new(session))
     }
 
     #[tokio::test]
