@@ -208,13 +208,7 @@ async fn bench(o: Opts) -> Result<()> {
     for run in 0..o.runs {
         table.start_run(run);
         front_table.start_run(run);
-        for (i, p) in peers.iter().enumerate() {
-            eprintln!("run {}/{}: {}", run + 1, o.runs, p.name);
-            if let Err(e) = one_run(&o, p, i, target, &mut table).await {
-                eprintln!("  {}: {e:#}", p.name);
-                table.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
-            }
-        }
+        figure_run(&o, &peers, run, target, &mut table).await;
         for (i, p) in &far {
             eprintln!(
                 "run {}/{}: {}, {} ms RTT site link",
@@ -341,47 +335,99 @@ async fn front_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Tab
     Ok(())
 }
 
-async fn one_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
+/// One run of the main table. Each figure is measured for every path in
+/// turn before the next figure starts, so the two values a ratio pairs are
+/// taken seconds apart: this VM's speed drifts by 5-15 % over minutes, and
+/// measuring all of one path's figures before the next path's put minutes
+/// (its latency and set-up figures) between comgate's transfer and the
+/// relay's.
+async fn figure_run(o: &Opts, peers: &[Peer], run: usize, target: SocketAddr, t: &mut Table) {
     let skip = |what: &str| o.skip.iter().any(|s| s == what);
+    // A path that fails a figure sits out the rest of the run.
+    let mut failed = vec![false; peers.len()];
+    // Each run starts each figure with another path: whoever comes first
+    // meets the machine as the previous figure left it.
+    let order: Vec<usize> = (0..peers.len()).map(|k| (k + run) % peers.len()).collect();
+    let say = |p: &Peer, what: &str| eprintln!("run {}/{}: {}, {what}", run + 1, o.runs, p.name);
     if !skip("bulk") {
-        bulk_run(o, p, i, target, t).await?;
-    }
-    let (p50, p99) = measure::pingpong(&p.path, target, o.rounds).await?;
-    t.add(Metric::RttP50, i, p50);
-    t.add(Metric::RttP99, i, p99);
-    if !skip("loaded") {
-        loaded_run(o, p, i, target, t).await?;
-    }
-    if !skip("setup") {
-        setup_run(o, p, i, target, t).await?;
-    }
-    Ok(())
-}
-
-/// One path's bulk figures: one and 8 streams each way, and the CPU per GB
-/// of the one-stream runs.
-async fn bulk_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
-    let roots = p.pids();
-    let mb = |b: &measure::Bulk| b.bytes as f64 / b.secs / 1e6;
-    let mut cpu = 0.0;
-    let mut gb = 0.0;
-    for (metric, streams, up) in [
-        (Metric::Up1, 1, true),
-        (Metric::Down1, 1, false),
-        (Metric::Up8, 8, true),
-        (Metric::Down8, 8, false),
-    ] {
-        let b = measure::bulk(&p.path, target, &roots, o.bytes, streams, up).await?;
-        t.add(metric, i, mb(&b));
-        if streams == 1 {
-            cpu += b.cpu;
-            gb += b.bytes as f64 / 1e9;
+        // CPU seconds and GB of each path's one-stream transfers.
+        let mut cpu = vec![(0.0, 0.0); peers.len()];
+        for (metric, streams, up, what) in [
+            (Metric::Up1, 1, true, "1 stream up"),
+            (Metric::Down1, 1, false, "1 stream down"),
+            (Metric::Up8, 8, true, "8 streams up"),
+            (Metric::Down8, 8, false, "8 streams down"),
+        ] {
+            for &i in &order {
+                let p = &peers[i];
+                if failed[i] {
+                    continue;
+                }
+                say(p, what);
+                match measure::bulk(&p.path, target, &p.pids(), o.bytes, streams, up).await {
+                    Ok(b) => {
+                        t.add(metric, i, b.bytes as f64 / b.secs / 1e6);
+                        if streams == 1 {
+                            cpu[i].0 += b.cpu;
+                            cpu[i].1 += b.bytes as f64 / 1e9;
+                        }
+                    }
+                    Err(e) => failure(t, &mut failed, p, i, run, e),
+                }
+            }
+        }
+        for (i, p) in peers.iter().enumerate() {
+            let counted = !p.pids().is_empty() || matches!(p.path, paths::Path::Ssh(_));
+            if !failed[i] && counted && cpu[i].1 > 0.0 {
+                t.add(Metric::CpuPerGb, i, cpu[i].0 / cpu[i].1);
+            }
         }
     }
-    if !roots.is_empty() || matches!(p.path, paths::Path::Ssh(_)) {
-        t.add(Metric::CpuPerGb, i, cpu / gb);
+    for &i in &order {
+        let p = &peers[i];
+        if failed[i] {
+            continue;
+        }
+        say(p, "idle round trips");
+        match measure::pingpong(&p.path, target, o.rounds).await {
+            Ok((p50, p99)) => {
+                t.add(Metric::RttP50, i, p50);
+                t.add(Metric::RttP99, i, p99);
+            }
+            Err(e) => failure(t, &mut failed, p, i, run, e),
+        }
     }
-    Ok(())
+    if !skip("loaded") {
+        for &i in &order {
+            let p = &peers[i];
+            if failed[i] {
+                continue;
+            }
+            say(p, "round trips beside a saturated stream");
+            if let Err(e) = loaded_run(o, p, i, target, t).await {
+                failure(t, &mut failed, p, i, run, e);
+            }
+        }
+    }
+    if !skip("setup") {
+        for &i in &order {
+            let p = &peers[i];
+            if failed[i] {
+                continue;
+            }
+            say(p, "set-ups");
+            if let Err(e) = setup_run(o, p, i, target, t).await {
+                failure(t, &mut failed, p, i, run, e);
+            }
+        }
+    }
+}
+
+/// Notes that path `i` failed in this run and takes it out of the run.
+fn failure(t: &mut Table, failed: &mut [bool], p: &Peer, i: usize, run: usize, e: anyhow::Error) {
+    eprintln!("  {}: {e:#}", p.name);
+    t.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
+    failed[i] = true;
 }
 
 /// One path's ping-pong round trips while another stream is saturated.
