@@ -5,7 +5,7 @@
 # prints the markdown tables.
 #
 #   benches/run.sh [--bytes N] [--runs N] [--rounds N] [--setups N]
-#                  [--skip ssh,rathole,relay,delay,frontdoor]
+#                  [--skip ssh,rathole,relay,delay,frontdoor,bulk,loaded,setup]
 #   BENCH_UPDATE_DOC=1 benches/run.sh ...   # also write the table into BENCHMARKS.md
 #   BENCH_IDLE=1 benches/run.sh ...          # then also the idle-memory figures
 #   benches/run.sh idle [--sites 1000,10000] [--max N] [--tunnels M]   # only those
