@@ -349,6 +349,9 @@ async fn figure_run(o: &Opts, peers: &[Peer], run: usize, target: SocketAddr, t:
     // meets the machine as the previous figure left it.
     let order: Vec<usize> = (0..peers.len()).map(|k| (k + run) % peers.len()).collect();
     let say = |p: &Peer, what: &str| eprintln!("run {}/{}: {}, {what}", run + 1, o.runs, p.name);
+    // The paths still in the run, in this run's order.
+    let live =
+        |failed: &[bool]| -> Vec<usize> { order.iter().copied().filter(|&i| !failed[i]).collect() };
     if !skip("bulk") {
         // CPU seconds and GB of each path's one-stream transfers.
         let mut cpu = vec![(0.0, 0.0); peers.len()];
@@ -358,11 +361,8 @@ async fn figure_run(o: &Opts, peers: &[Peer], run: usize, target: SocketAddr, t:
             (Metric::Up8, 8, true, "8 streams up"),
             (Metric::Down8, 8, false, "8 streams down"),
         ] {
-            for &i in &order {
+            for i in live(&failed) {
                 let p = &peers[i];
-                if failed[i] {
-                    continue;
-                }
                 say(p, what);
                 match measure::bulk(&p.path, target, &p.pids(), o.bytes, streams, up).await {
                     Ok(b) => {
@@ -376,49 +376,56 @@ async fn figure_run(o: &Opts, peers: &[Peer], run: usize, target: SocketAddr, t:
                 }
             }
         }
-        for (i, p) in peers.iter().enumerate() {
+        for i in live(&failed) {
+            let p = &peers[i];
             let counted = !p.pids().is_empty() || matches!(p.path, paths::Path::Ssh(_));
-            if !failed[i] && counted && cpu[i].1 > 0.0 {
+            if counted && cpu[i].1 > 0.0 {
                 t.add(Metric::CpuPerGb, i, cpu[i].0 / cpu[i].1);
             }
         }
     }
-    for &i in &order {
-        let p = &peers[i];
-        if failed[i] {
+    for figure in [Figure::Idle, Figure::Loaded, Figure::Setup] {
+        if figure.skip_name().is_some_and(&skip) {
             continue;
         }
-        say(p, "idle round trips");
-        match measure::pingpong(&p.path, target, o.rounds).await {
-            Ok((p50, p99)) => {
-                t.add(Metric::RttP50, i, p50);
-                t.add(Metric::RttP99, i, p99);
-            }
-            Err(e) => failure(t, &mut failed, p, i, run, e),
-        }
-    }
-    if !skip("loaded") {
-        for &i in &order {
+        for i in live(&failed) {
             let p = &peers[i];
-            if failed[i] {
-                continue;
-            }
-            say(p, "round trips beside a saturated stream");
-            if let Err(e) = loaded_run(o, p, i, target, t).await {
+            say(p, figure.label());
+            let done = match figure {
+                Figure::Idle => idle_run(o, p, i, target, t).await,
+                Figure::Loaded => loaded_run(o, p, i, target, t).await,
+                Figure::Setup => setup_run(o, p, i, target, t).await,
+            };
+            if let Err(e) = done {
                 failure(t, &mut failed, p, i, run, e);
             }
         }
     }
-    if !skip("setup") {
-        for &i in &order {
-            let p = &peers[i];
-            if failed[i] {
-                continue;
-            }
-            say(p, "set-ups");
-            if let Err(e) = setup_run(o, p, i, target, t).await {
-                failure(t, &mut failed, p, i, run, e);
-            }
+}
+
+/// The figures after the transfers, each measured per path.
+#[derive(Clone, Copy)]
+enum Figure {
+    Idle,
+    Loaded,
+    Setup,
+}
+
+impl Figure {
+    fn label(self) -> &'static str {
+        match self {
+            Figure::Idle => "idle round trips",
+            Figure::Loaded => "round trips beside a saturated stream",
+            Figure::Setup => "set-ups",
+        }
+    }
+
+    /// Its `--skip` name; the idle round trips are always measured.
+    fn skip_name(self) -> Option<&'static str> {
+        match self {
+            Figure::Idle => None,
+            Figure::Loaded => Some("loaded"),
+            Figure::Setup => Some("setup"),
         }
     }
 }
@@ -428,6 +435,14 @@ fn failure(t: &mut Table, failed: &mut [bool], p: &Peer, i: usize, run: usize, e
     eprintln!("  {}: {e:#}", p.name);
     t.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
     failed[i] = true;
+}
+
+/// One path's ping-pong round trips with nothing else running.
+async fn idle_run(o: &Opts, p: &Peer, i: usize, target: SocketAddr, t: &mut Table) -> Result<()> {
+    let (p50, p99) = measure::pingpong(&p.path, target, o.rounds).await?;
+    t.add(Metric::RttP50, i, p50);
+    t.add(Metric::RttP99, i, p99);
+    Ok(())
 }
 
 /// One path's ping-pong round trips while another stream is saturated.
