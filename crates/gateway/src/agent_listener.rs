@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::movable_tcp::MovableTcp;
 use crate::read_ahead::ReadAhead;
+use crate::site_socket::SiteSocket;
 use crate::site_threads::SiteThreads;
 use tracing::Instrument;
 use tunnel_proto::codes;
@@ -109,12 +110,11 @@ impl AgentListener {
         peer: SocketAddr,
         acceptor: TlsAcceptor,
     ) -> Result<(), String> {
-        crate::site_socket::tune(&tcp);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
         let tls = timeout_at(
             deadline,
-            acceptor.accept(ReadAhead::new(MovableTcp::new(tcp))),
+            acceptor.accept(ReadAhead::new(SiteSocket::new(MovableTcp::new(tcp)))),
         )
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
@@ -162,7 +162,7 @@ impl AgentListener {
         let moved = home
             .spawn(async move {
                 let mut stream = stream;
-                stream.get_mut().0.get_mut().rehome()?;
+                stream.get_mut().0.get_mut().get_mut().rehome()?;
                 let ws = WsConn::new(stream, Side::Server);
                 Ok::<_, std::io::Error>(mux::start(ws, Role::Gateway, mux_cfg))
             })

@@ -49,6 +49,12 @@ impl MovableTcp {
     }
 }
 
+impl crate::site_socket::HasSocket for MovableTcp {
+    fn socket(&self) -> Option<socket2::SockRef<'_>> {
+        self.0.as_ref().map(socket2::SockRef::from)
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,

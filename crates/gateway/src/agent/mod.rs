@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::read_ahead::ReadAhead;
+use crate::site_socket::SiteSocket;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
@@ -58,7 +59,7 @@ pub enum AgentError {
     Setup(String),
 }
 
-type AgentWebSocket = WsConn<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>;
+type AgentWebSocket = WsConn<tokio_rustls::client::TlsStream<ReadAhead<SiteSocket<TcpStream>>>>;
 
 /// What the agent needs at run time, derived once from its config.
 pub struct Agent {
@@ -228,12 +229,11 @@ impl Agent {
                 .await
                 .map_err(|e| AgentError::Connect(authority.clone(), e))?,
         };
-        crate::site_socket::tune(&tcp);
         let name = ServerName::try_from(self.url.host.clone())
             .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
         let tls = self
             .tls
-            .connect(name, ReadAhead::new(tcp))
+            .connect(name, ReadAhead::new(SiteSocket::new(tcp)))
             .await
             .map_err(AgentError::Tls)?;
         self.check_certificate_expiry(tls.get_ref().1.peer_certificates());
