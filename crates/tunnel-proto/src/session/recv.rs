@@ -15,10 +15,14 @@ use bytes::{Bytes, BytesMut};
 const SMALL_PAYLOAD: usize = 1024;
 /// The tail buffer is sealed into a chunk once it holds this much.
 const TAIL_SEAL: usize = 16 * 1024;
-/// Beyond this much unread data, payloads are copied rather than sliced: a
-/// slice pins its whole websocket message (up to 16 KiB of other streams'
-/// frames and headers besides its own bytes), which is fine for data about to
-/// be read but not for the backlog of a stalled stream.
+/// Beyond this much unread data, payloads that share their message with
+/// other frames are copied rather than sliced: a slice pins its whole
+/// websocket message (up to 16 KiB of other streams' frames and headers
+/// besides its own bytes), which is fine for data about to be read but not
+/// for the backlog of a stalled stream. A payload that is its message but
+/// for its headers (every full-sized DATA frame) is sliced at any backlog:
+/// it pins nothing else, and copying it cost the receiving site thread about
+/// 1.5 % of its time in a download.
 const ZERO_COPY_BACKLOG: usize = 64 * 1024;
 
 /// Read bytes go back to the peer as credit once they reach this fraction
@@ -147,7 +151,12 @@ impl RecvBuf {
             return;
         }
         self.seal_tail();
-        let payload = if payload.len().saturating_mul(2) < msg_len || backlog >= ZERO_COPY_BACKLOG {
+        // What a slice would keep alive besides the payload.
+        let others = msg_len.saturating_sub(payload.len());
+        let shares_message = others > payload.len() / 8;
+        let payload = if payload.len().saturating_mul(2) < msg_len
+            || (shares_message && backlog >= ZERO_COPY_BACKLOG)
+        {
             Bytes::copy_from_slice(&payload)
         } else {
             payload
@@ -221,13 +230,15 @@ mod tests {
     }
 
     #[test]
-    fn backlog_is_copied_not_sliced() {
+    fn backlog_sharing_its_messages_is_copied_not_sliced() {
         let mut buf = RecvBuf::default();
         let chunk = Bytes::from(vec![3u8; 16 * 1024]);
+        // Each payload came with 4 KiB of other frames in its message.
+        let msg_len = chunk.len() + 4096;
         for _ in 0..(ZERO_COPY_BACKLOG / chunk.len()) {
-            buf.push(chunk.clone(), chunk.len());
+            buf.push(chunk.clone(), msg_len);
         }
-        buf.push(chunk.clone(), chunk.len());
+        buf.push(chunk.clone(), msg_len);
         let mut ptrs = Vec::new();
         while let Some(b) = buf.pop(usize::MAX) {
             ptrs.push(b.as_ptr() == chunk.as_ptr());
@@ -237,6 +248,23 @@ mod tests {
             ZERO_COPY_BACKLOG / chunk.len()
         );
         assert_eq!(ptrs.last(), Some(&false));
+    }
+
+    #[test]
+    fn full_sized_frames_are_sliced_at_any_backlog() {
+        let mut buf = RecvBuf::default();
+        let chunk = Bytes::from(vec![5u8; 65_519]);
+        // The message: the frame's 9-byte header and the payload.
+        for _ in 0..8 {
+            buf.push(chunk.clone(), chunk.len() + 9);
+        }
+        assert_eq!(buf.len(), 8 * chunk.len());
+        let mut sliced = 0;
+        while let Some(b) = buf.pop(usize::MAX) {
+            assert_eq!(b.as_ptr(), chunk.as_ptr());
+            sliced += 1;
+        }
+        assert_eq!(sliced, 8);
     }
 
     #[test]
