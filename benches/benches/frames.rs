@@ -1,4 +1,5 @@
-//! Tunnel frame encode/decode: the per-record work of the gateway <-> agent protocol.
+//! Tunnel frame encode/decode and websocket masking: the per-record work of
+//! the gateway <-> agent protocol.
 
 use std::hint::black_box;
 
@@ -116,5 +117,17 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_decode);
+/// Websocket masking of a full-sized DATA message: the agent masks every byte
+/// it sends and the gateway unmasks it.
+fn bench_mask(c: &mut Criterion) {
+    let mut g = c.benchmark_group("websocket");
+    let mut buf = vec![0x5au8; tunnel_proto::frame::LARGE_DATA_LEN + 9];
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    g.bench_function("mask/65528", |b| {
+        b.iter(|| tunnel_proto::ws::apply_mask(black_box(&mut buf), black_box([1, 2, 3, 4])))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_encode, bench_decode, bench_mask);
 criterion_main!(benches);

@@ -367,8 +367,33 @@ fn mask_bytes(b1: u8) -> usize {
     }
 }
 
-/// XORs `data` with the mask key, eight bytes at a time.
-fn apply_mask(data: &mut [u8], key: [u8; 4]) {
+/// XORs `data` with the mask key (RFC 6455 section 5.3), in place.
+///
+/// Every byte the agent sends is masked once there and unmasked once in the
+/// gateway, on the bulk path of a download. The release build targets
+/// baseline x86-64, where the loop below runs 16 bytes per instruction; on
+/// a CPU with AVX2 the same loop compiled for it runs 32 (chosen at run
+/// time, the check is a cached load): 0.59 against 0.89 us per 64 KiB
+/// message in the `websocket/mask` micro-benchmark.
+pub fn apply_mask(data: &mut [u8], key: [u8; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, the only requirement of the call.
+        unsafe { apply_mask_avx2(data, key) };
+        return;
+    }
+    apply_mask_words(data, key);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn apply_mask_avx2(data: &mut [u8], key: [u8; 4]) {
+    apply_mask_words(data, key);
+}
+
+/// Eight bytes at a time; the compiler vectorises the loop for the target.
+#[inline(always)]
+fn apply_mask_words(data: &mut [u8], key: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);

@@ -188,16 +188,23 @@ async fn protocol_violations_are_errors() {
 #[test]
 fn masking_matches_the_bytewise_definition() {
     let key = [0x12, 0x34, 0x56, 0x78];
-    for len in [0, 1, 7, 8, 9, 63, 1000] {
-        let data = pattern(len);
-        let mut fast = data.clone();
-        apply_mask(&mut fast, key);
-        let slow: Vec<u8> = data
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ key[i % 4])
-            .collect();
-        assert_eq!(fast, slow, "length {len}");
+    for len in [0, 1, 7, 8, 9, 31, 32, 33, 63, 1000, 65_519] {
+        // Also from an address that is not 8-byte aligned.
+        for skew in [0, 3] {
+            let data = pattern(len + skew);
+            let slow: Vec<u8> = data[skew..]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            // The dispatch (AVX2 where the CPU has it) and the baseline loop.
+            let mut fast = data.clone();
+            apply_mask(&mut fast[skew..], key);
+            assert_eq!(fast[skew..], slow[..], "length {len}, skew {skew}");
+            let mut words = data.clone();
+            apply_mask_words(&mut words[skew..], key);
+            assert_eq!(words[skew..], slow[..], "length {len}, skew {skew}");
+        }
     }
 }
 
