@@ -5,8 +5,9 @@
 //! target), N systems written straight into its SQLite database, then N lightweight
 //! agents from this one process speaking the real protocol (TCP from 127.0.0.x
 //! round-robin, TLS, websocket, hello, multiplexer kept alive; the multiplexer
-//! answers heartbeats itself). VmRSS of serve is read before and after each step;
-//! then M tunnels through the bench agent's site, each after one echoed byte.
+//! answers heartbeats itself). VmRSS of serve is read before and after each step,
+//! once it has stopped moving; then M tunnels through the bench agent's site, each
+//! after one echoed byte.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -50,8 +51,10 @@ pub struct IdleArgs {
     /// Agent connections set up at once.
     #[arg(long, default_value_t = 64)]
     parallel: usize,
-    /// Seconds to wait before each RSS reading.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds to wait at least before each RSS reading; then until RSS stops moving.
+    /// The default outlasts jemalloc's two decay stages (10 s each), after which the
+    /// pages freed by a burst of set-ups have left serve's RSS.
+    #[arg(long, default_value_t = 20)]
     settle: u64,
     /// The comgate binary (release build).
     #[arg(long, default_value = "target/release/comgate")]
@@ -143,8 +146,7 @@ pub async fn run(a: IdleArgs) -> Result<()> {
     let gw = SocketAddr::from(([127, 0, 0, 1], agent_port));
     let mut rows = Vec::new();
 
-    settle(a.settle).await;
-    let base = rss_kib(serve_pid)?;
+    let base = settled_rss(serve_pid, a.settle).await?;
     rows.push(Row {
         what: "serve VmRSS before the idle agents (1 bench agent), MiB".into(),
         value: base as f64 / 1024.0,
@@ -161,8 +163,7 @@ pub async fn run(a: IdleArgs) -> Result<()> {
         let got = sites.len();
         eprintln!("{got} sites connected ({:.1} s)", t.elapsed().as_secs_f64());
         if got > prev_n {
-            settle(a.settle).await;
-            let rss = rss_kib(serve_pid)?;
+            let rss = settled_rss(serve_pid, a.settle).await?;
             let per = (rss as f64 - base as f64) / got as f64;
             eprintln!("serve RSS at {got} sites: {rss} KiB, {per:.1} KiB/site");
             rows.push(Row {
@@ -234,13 +235,11 @@ async fn tunnels(
 ) -> Result<()> {
     let half = a.tunnels / 2;
     let mut open = Vec::with_capacity(a.tunnels);
-    settle(a.settle).await;
-    let before = rss_kib(serve_pid)?;
+    let before = settled_rss(serve_pid, a.settle).await?;
     let mut mid = before;
     for i in 0..a.tunnels {
         if i == half && half > 0 {
-            settle(a.settle).await;
-            mid = rss_kib(serve_pid)?;
+            mid = settled_rss(serve_pid, a.settle).await?;
         }
         let mut s = path
             .open(target, true)
@@ -253,8 +252,7 @@ async fn tunnels(
         s.io.read_exact(&mut b).await.context("echoed byte")?;
         open.push(s);
     }
-    settle(a.settle).await;
-    let after = rss_kib(serve_pid)?;
+    let after = settled_rss(serve_pid, a.settle).await?;
     eprintln!(
         "{} tunnels open: serve RSS {before} -> {after} KiB",
         open.len()
@@ -274,8 +272,47 @@ async fn tunnels(
     Ok(())
 }
 
-async fn settle(secs: u64) {
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+/// serve's RSS moving by less than this between two readings a second apart counts
+/// as still.
+const STILL_KIB: u64 = 128;
+/// Consecutive still seconds that make a reading settled.
+const STILL_SECONDS: usize = 3;
+/// The longest wait for RSS to settle after the minimum.
+const SETTLE_MAX: Duration = Duration::from_secs(40);
+
+/// serve's VmRSS once it has stopped moving, at least `min_secs` after the last
+/// step. The pages freed after a burst of set-ups (TLS handshakes above all) leave
+/// RSS only over jemalloc's decay times (10 s dirty, then 10 s "muzzy", gradually),
+/// so a reading taken 5 s after the burst counted some of them as the idle sites'
+/// memory: 25 KiB per site at 1,000 sites, 18 once RSS had been still for three
+/// seconds, 16 after 20 s.
+async fn settled_rss(pid: u32, min_secs: u64) -> Result<u64> {
+    tokio::time::sleep(Duration::from_secs(min_secs)).await;
+    let deadline = Instant::now() + SETTLE_MAX;
+    let mut readings = vec![rss_kib(pid)?];
+    while !is_settled(&readings) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        readings.push(rss_kib(pid)?);
+    }
+    let waited = readings.len() - 1;
+    let rss = *readings.last().expect("one reading");
+    if waited > 0 {
+        eprintln!(
+            "serve RSS settled at {rss} KiB after {} s more ({} KiB less than the first reading)",
+            waited,
+            readings[0].saturating_sub(rss)
+        );
+    }
+    Ok(rss)
+}
+
+/// Whether the last [`STILL_SECONDS`] steps of one-second readings each moved by
+/// less than [`STILL_KIB`].
+fn is_settled(readings: &[u64]) -> bool {
+    readings.len() > STILL_SECONDS
+        && readings[readings.len() - STILL_SECONDS - 1..]
+            .windows(2)
+            .all(|w| w[0].abs_diff(w[1]) < STILL_KIB)
 }
 
 /// `count` systems over customers of [`PER_CUSTOMER`] systems each, written into the
@@ -432,4 +469,21 @@ fn rss_kib(pid: u32) -> Result<u64> {
         bail!("VmRSS 0 for pid {pid}");
     }
     Ok(kib)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_is_settled_after_three_still_seconds() {
+        // Falling as jemalloc returns pages: not settled.
+        assert!(!is_settled(&[50_000, 48_000, 46_500, 45_800]));
+        // Too few readings to tell.
+        assert!(!is_settled(&[40_000, 40_010, 40_020]));
+        // Three one-second steps under 128 KiB each.
+        assert!(is_settled(&[46_000, 40_000, 40_050, 39_990, 40_000]));
+        // A late drop restarts the count.
+        assert!(!is_settled(&[40_000, 40_010, 40_020, 39_000]));
+    }
 }
