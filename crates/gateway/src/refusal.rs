@@ -37,6 +37,9 @@ pub enum Refusal {
     Offline { customer: String, system: String },
     /// The site's remote-operations settings forbid this target.
     SiteRefused { reason: String },
+    /// The site's connection carries as many streams as it takes (serve's
+    /// `agents.max_streams_per_site`, or the agent's own limit).
+    SiteFull { reason: String },
     /// The agent could not reach the target (in time).
     TargetUnreachable { reason: String },
     /// The agent's session ended while the stream was being opened.
@@ -64,6 +67,7 @@ impl Refusal {
             }
             Refusal::Offline { .. } => (502, "System offline".into()),
             Refusal::SiteRefused { reason } => (403, phrase(reason)),
+            Refusal::SiteFull { .. } => (503, "Site at its stream limit".into()),
             Refusal::TargetUnreachable { .. } => (504, "Target not reachable from the site".into()),
             Refusal::AgentLost { .. } => (502, "Site connection lost".into()),
             Refusal::Internal => (500, "Internal error".into()),
@@ -100,6 +104,9 @@ impl Refusal {
                 "System {system} of customer {customer} is offline: its site agent is not connected to comgate.\n"
             ),
             Refusal::SiteRefused { reason } => format!("Refused by the site's settings: {reason}.\n"),
+            Refusal::SiteFull { reason } => format!(
+                "The site's connection carries as many streams as it takes ({reason}); retry when one closes.\n"
+            ),
             Refusal::TargetUnreachable { reason } => {
                 format!("The site could not reach the target: {reason}.\n")
             }
@@ -131,6 +138,7 @@ impl Refusal {
             Refusal::TooManyTunnels { .. } => "too_many_tunnels",
             Refusal::Offline { .. } => "offline",
             Refusal::SiteRefused { .. } => "site_refused",
+            Refusal::SiteFull { .. } => "site_full",
             Refusal::TargetUnreachable { .. } => "target_unreachable",
             Refusal::AgentLost { .. } => "agent_lost",
             Refusal::Internal => "internal_error",

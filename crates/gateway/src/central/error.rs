@@ -49,6 +49,9 @@ pub enum CentralError {
     /// in time.
     #[error("the system did not answer: {reason}")]
     Unreachable { reason: String },
+    /// The site's connection carries as many streams as it takes.
+    #[error("the site's connection carries as many streams as it takes ({reason})")]
+    SiteFull { reason: String },
     /// TLS or HTTP with the system failed.
     #[error("the system's HTTPS service failed: {reason}")]
     BadUpstream { reason: String },
@@ -97,6 +100,10 @@ impl CentralError {
             CentralError::Unreachable { .. } => (
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("504 Gateway Timeout: {self}.\n"),
+            ),
+            CentralError::SiteFull { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("503 Service Unavailable: {self}; retry when one closes.\n"),
             ),
             CentralError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -169,6 +176,7 @@ mod tests {
                 403,
             ),
             (CentralError::Busy, 503),
+            (CentralError::SiteFull { reason: "x".into() }, 503),
         ];
         for (e, code) in cases {
             assert_eq!(e.status_and_text().0.as_u16(), code, "{e}");

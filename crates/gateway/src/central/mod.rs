@@ -440,12 +440,15 @@ impl CentralProxy {
             Err(OpenError::Refused { code, reason }) if code == codes::REFUSE_POLICY => {
                 return Err(CentralError::SiteRefused { reason })
             }
+            Err(OpenError::Refused { code, reason }) if code == codes::REFUSE_TOO_MANY_STREAMS => {
+                return Err(CentralError::SiteFull { reason })
+            }
             Err(OpenError::Refused { reason, .. }) => {
                 return Err(CentralError::Unreachable { reason })
             }
             Err(OpenError::TooManyStreams) => {
-                return Err(CentralError::Unreachable {
-                    reason: "the site has too many open streams".into(),
+                return Err(CentralError::SiteFull {
+                    reason: "agents.max_streams_per_site".into(),
                 })
             }
             Err(_) => {

@@ -313,12 +313,17 @@ impl FrontDoor {
             Ok(Err(OpenError::Refused { code, reason })) if code == codes::REFUSE_POLICY => {
                 return Err(refuse(Refusal::SiteRefused { reason }))
             }
+            Ok(Err(OpenError::Refused { code, reason }))
+                if code == codes::REFUSE_TOO_MANY_STREAMS =>
+            {
+                return Err(refuse(Refusal::SiteFull { reason }))
+            }
             Ok(Err(OpenError::Refused { reason, .. })) => {
                 return Err(refuse(Refusal::TargetUnreachable { reason }))
             }
             Ok(Err(OpenError::TooManyStreams)) => {
-                return Err(refuse(Refusal::TargetUnreachable {
-                    reason: "the site has too many open streams".into(),
+                return Err(refuse(Refusal::SiteFull {
+                    reason: "agents.max_streams_per_site".into(),
                 }))
             }
             Ok(Err(_)) => {

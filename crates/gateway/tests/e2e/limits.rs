@@ -1,5 +1,5 @@
 //! The front door's limits: head read timeout, head size, failed-auth rate per source
-//! address, concurrent tunnels per account.
+//! address, concurrent tunnels per account, streams per site.
 
 use std::time::{Duration, Instant};
 
@@ -231,11 +231,29 @@ async fn auth_failure_burst_refuses_even_correct_credentials_until_window_passes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn third_concurrent_tunnel_over_account_limit_is_refused_until_one_closes() {
+    let opts = GatewayOptions::default()
+        .gateway("max_tunnels_per_account", 2)
+        .gateway("half_close_grace_ms", 300);
+    third_tunnel_refused_until_one_closes(opts, 429, "open tunnels").await;
+}
+
+/// The site's stream limit: a third stream gets 503 (not the 504 of an
+/// unreachable target), and the two open tunnels keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_stream_over_site_limit_gets_503_until_one_closes() {
+    let opts = GatewayOptions::default()
+        .agents("max_streams_per_site", 2)
+        .gateway("half_close_grace_ms", 300);
+    third_tunnel_refused_until_one_closes(opts, 503, "max_streams_per_site").await;
+}
+
+/// With a limit of two (set in `opts`), two tunnels open, a third is refused
+/// with `status` and a body naming `reason`, and once one closes a new one
+/// goes through.
+async fn third_tunnel_refused_until_one_closes(opts: GatewayOptions, status: u16, reason: &str) {
+    let reason = reason.to_owned();
     run(|h: Harness| async move {
         let server = echo(lo(5), 0).await?;
-        let opts = GatewayOptions::default()
-            .gateway("max_tunnels_per_account", 2)
-            .gateway("half_close_grace_ms", 300);
         let tenant = Tenant::start_with(&h, &opts).await?;
         let _agent = Agent::start(
             &tenant.gw,
@@ -247,13 +265,13 @@ async fn third_concurrent_tunnel_over_account_limit_is_refused_until_one_closes(
         let second = tenant.front.open(&target, &tenant.creds).await?;
         let third = tenant.front.status_of(&target, Some(&tenant.creds)).await?;
         ensure!(
-            (400..600).contains(&third.status),
-            "a third concurrent tunnel got {} (limit 2)",
+            third.status == status,
+            "a third concurrent tunnel got {} (limit 2, want {status})",
             third.summary()
         );
         ensure!(
-            !third.body_text().trim().is_empty(),
-            "the refusal of the third tunnel carries no reason: {}",
+            third.body_text().contains(&reason),
+            "the refusal of the third tunnel does not name {reason:?}: {}",
             third.summary()
         );
         eprintln!("third tunnel: {}", third.summary());
