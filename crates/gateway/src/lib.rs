@@ -32,6 +32,8 @@ pub mod maint_host;
 #[cfg(feature = "server")]
 pub mod movable_tcp;
 #[cfg(feature = "server")]
+pub mod open_failure;
+#[cfg(feature = "server")]
 pub mod public_downloads;
 #[cfg(feature = "server")]
 pub mod read_ahead;

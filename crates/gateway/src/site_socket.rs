@@ -96,12 +96,17 @@ impl<S: HasSocket> SiteSocket<S> {
         &mut self.inner
     }
 
-    fn wrote(&mut self, n: usize) {
-        self.written += n;
-        if self.written >= RETUNE_EVERY {
-            self.written = 0;
-            self.retune();
+    /// Counts what a write moved; every [`RETUNE_EVERY`] bytes the limit
+    /// follows the rate again.
+    fn counted(&mut self, poll: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = poll {
+            self.written += n;
+            if self.written >= RETUNE_EVERY {
+                self.written = 0;
+                self.retune();
+            }
         }
+        poll
     }
 
     fn retune(&mut self) {
@@ -168,10 +173,7 @@ impl<S: AsyncWrite + HasSocket + Unpin> AsyncWrite for SiteSocket<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            this.wrote(n);
-        }
-        poll
+        this.counted(poll)
     }
 
     fn poll_write_vectored(
@@ -181,10 +183,7 @@ impl<S: AsyncWrite + HasSocket + Unpin> AsyncWrite for SiteSocket<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = poll {
-            this.wrote(n);
-        }
-        poll
+        this.counted(poll)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -48,11 +48,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{field::Empty, Instrument};
-use tunnel_proto::mux::OpenError;
-use tunnel_proto::{codes, Access, Target, CENTRAL_PORT};
+use tunnel_proto::{Access, Target, CENTRAL_PORT};
 
 use crate::config::CentralSection;
 use crate::hub::{Hub, Site, SiteKey};
+use crate::open_failure::OpenFailure;
 pub use error::CentralError;
 use rewrite::Rewrite;
 use route::{Route, RouteError};
@@ -437,23 +437,14 @@ impl CentralProxy {
         .map_err(|_| too_slow())?;
         let stream = match opened {
             Ok(stream) => stream,
-            Err(OpenError::Refused { code, reason }) if code == codes::REFUSE_POLICY => {
-                return Err(CentralError::SiteRefused { reason })
-            }
-            Err(OpenError::Refused { code, reason }) if code == codes::REFUSE_TOO_MANY_STREAMS => {
-                return Err(CentralError::SiteFull { reason })
-            }
-            Err(OpenError::Refused { reason, .. }) => {
-                return Err(CentralError::Unreachable { reason })
-            }
-            Err(OpenError::TooManyStreams) => {
-                return Err(CentralError::SiteFull {
-                    reason: "agents.max_streams_per_site".into(),
-                })
-            }
-            Err(_) => {
-                return Err(CentralError::AgentLost {
-                    customer: admitted.customer.clone(),
+            Err(e) => {
+                return Err(match OpenFailure::from(e) {
+                    OpenFailure::Forbidden { reason } => CentralError::SiteRefused { reason },
+                    OpenFailure::SiteFull { reason } => CentralError::SiteFull { reason },
+                    OpenFailure::Unreachable { reason } => CentralError::Unreachable { reason },
+                    OpenFailure::SessionGone => CentralError::AgentLost {
+                        customer: admitted.customer.clone(),
+                    },
                 })
             }
         };

@@ -27,8 +27,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{field::Empty, Instrument};
-use tunnel_proto::codes;
-use tunnel_proto::mux::{MuxStream, OpenError};
+use tunnel_proto::mux::MuxStream;
 use tunnel_proto::Target;
 
 use crate::audit;
@@ -38,6 +37,7 @@ use crate::connect_head::{parse_head, HeadError, HeadParse, RequestHead};
 use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
 use crate::movable_tcp::MovableTcp;
+use crate::open_failure::OpenFailure;
 use crate::read_ahead::ReadAhead;
 use crate::refusal::Refusal;
 use crate::relay::{relay_to_stream, RelayLimits};
@@ -310,26 +310,15 @@ impl FrontDoor {
                     reason: format!("no answer within {} ms", self.limits.stream_open_timeout_ms),
                 }))
             }
-            Ok(Err(OpenError::Refused { code, reason })) if code == codes::REFUSE_POLICY => {
-                return Err(refuse(Refusal::SiteRefused { reason }))
-            }
-            Ok(Err(OpenError::Refused { code, reason }))
-                if code == codes::REFUSE_TOO_MANY_STREAMS =>
-            {
-                return Err(refuse(Refusal::SiteFull { reason }))
-            }
-            Ok(Err(OpenError::Refused { reason, .. })) => {
-                return Err(refuse(Refusal::TargetUnreachable { reason }))
-            }
-            Ok(Err(OpenError::TooManyStreams)) => {
-                return Err(refuse(Refusal::SiteFull {
-                    reason: "agents.max_streams_per_site".into(),
-                }))
-            }
-            Ok(Err(_)) => {
-                return Err(refuse(Refusal::AgentLost {
-                    customer: customer.id.clone(),
-                    system: system.label.clone(),
+            Ok(Err(e)) => {
+                return Err(refuse(match OpenFailure::from(e) {
+                    OpenFailure::Forbidden { reason } => Refusal::SiteRefused { reason },
+                    OpenFailure::SiteFull { reason } => Refusal::SiteFull { reason },
+                    OpenFailure::Unreachable { reason } => Refusal::TargetUnreachable { reason },
+                    OpenFailure::SessionGone => Refusal::AgentLost {
+                        customer: customer.id.clone(),
+                        system: system.label.clone(),
+                    },
                 }))
             }
             Ok(Ok(stream)) => stream,
