@@ -59,7 +59,8 @@ pub struct IdleArgs {
     /// The comgate binary (release build).
     #[arg(long, default_value = "target/release/comgate")]
     comgate: PathBuf,
-    /// Work directory (configs, logs, database); a temporary one by default.
+    /// Work directory (configs, logs, database), empty or new; by default a temporary
+    /// one, removed after a successful run and kept after a failed one.
     #[arg(long)]
     work_dir: Option<PathBuf>,
 }
@@ -121,11 +122,21 @@ pub async fn run(a: IdleArgs) -> Result<()> {
         }
     }
 
-    let dir = match &a.work_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("comgate-bench-idle-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir)?;
+    let work = crate::work_dir::WorkDir::new(a.work_dir.as_deref(), "comgate-bench-idle-")?;
+    let outcome = measure_in(&a, work.path(), steps, notes).await;
+    work.finish(&outcome);
+    outcome
+}
+
+/// The measurement itself; every process it starts is stopped when it returns.
+async fn measure_in(
+    a: &IdleArgs,
+    dir: &std::path::Path,
+    steps: Vec<usize>,
+    mut notes: Vec<String>,
+) -> Result<()> {
+    let dir = dir.to_path_buf();
+    let total = steps.last().copied().unwrap_or(0);
     let bin = std::fs::canonicalize(&a.comgate)
         .with_context(|| format!("{} (cargo build --release -p gateway)", a.comgate.display()))?;
     let target = crate::targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
@@ -194,7 +205,7 @@ pub async fn run(a: IdleArgs) -> Result<()> {
     }
 
     if a.tunnels > 0 {
-        if let Err(e) = tunnels(&a, &peer.path, target, serve_pid, &mut rows).await {
+        if let Err(e) = tunnels(a, &peer.path, target, serve_pid, &mut rows).await {
             let msg = format!("tunnel figures failed: {e:#}");
             eprintln!("{msg}");
             notes.push(msg);

@@ -15,6 +15,7 @@ mod relay;
 mod report;
 mod targets;
 mod tls;
+mod work_dir;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,7 +84,8 @@ struct Opts {
     /// `--bytes`, at least 128 MiB, at most `--bytes`).
     #[arg(long)]
     far_bytes: Option<u64>,
-    /// Work directory (configs, logs, keys); a temporary one by default.
+    /// Work directory (configs, logs, keys), empty or new; by default a temporary one,
+    /// removed after a successful run and kept after a failed one.
     #[arg(long)]
     work_dir: Option<PathBuf>,
 }
@@ -93,20 +95,50 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
-        Some(Command::Relay(args)) => rt.block_on(relay::run(args)),
-        Some(Command::Idle(args)) => rt.block_on(idle::run(args)),
-        Some(Command::Delay(args)) => rt.block_on(delay::run(args)),
-        None => rt.block_on(bench(cli.opts)),
+    rt.block_on(async {
+        let run = async {
+            match cli.command {
+                Some(Command::Relay(args)) => relay::run(args).await,
+                Some(Command::Idle(args)) => idle::run(args).await,
+                Some(Command::Delay(args)) => delay::run(args).await,
+                None => bench(cli.opts).await,
+            }
+        };
+        // Dropping the run stops every process it started (kill on drop); a
+        // SIGTERM that ended this process at once left serve and agents running.
+        tokio::select! {
+            outcome = run => outcome,
+            signal = stop_signal() => Err(anyhow::anyhow!("stopped by {signal}")),
+        }
+    })
+}
+
+/// The first SIGINT or SIGTERM, by name.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action still ends the process.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
 async fn bench(o: Opts) -> Result<()> {
-    let dir = match &o.work_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("comgate-bench-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir)?;
+    let work = work_dir::WorkDir::new(o.work_dir.as_deref(), "comgate-bench-")?;
+    let outcome = bench_in(&o, work.path()).await;
+    work.finish(&outcome);
+    outcome
+}
+
+/// The run itself; every process it starts is stopped when it returns.
+async fn bench_in(o: &Opts, dir: &std::path::Path) -> Result<()> {
+    let dir = dir.to_path_buf();
     let comgate_bin = std::fs::canonicalize(&o.comgate)
         .with_context(|| format!("{} (cargo build --release -p gateway)", o.comgate.display()))?;
     let target = targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
@@ -208,7 +240,7 @@ async fn bench(o: Opts) -> Result<()> {
     for run in 0..o.runs {
         table.start_run(run);
         front_table.start_run(run);
-        figure_run(&o, &peers, run, target, &mut table).await;
+        figure_run(o, &peers, run, target, &mut table).await;
         for (i, p) in &far {
             eprintln!(
                 "run {}/{}: {}, {} ms RTT site link",
@@ -217,7 +249,7 @@ async fn bench(o: Opts) -> Result<()> {
                 p.name,
                 2 * ms
             );
-            if let Err(e) = far_run(&o, p, *i, target, far_bytes, &mut table).await {
+            if let Err(e) = far_run(o, p, *i, target, far_bytes, &mut table).await {
                 eprintln!("  {} (distant site): {e:#}", p.name);
                 table.note(format!(
                     "{} over the delay relay failed in run {}: {e:#}",
@@ -228,7 +260,7 @@ async fn bench(o: Opts) -> Result<()> {
         }
         for (j, p) in front.iter().enumerate() {
             eprintln!("run {}/{}: {}", run + 1, o.runs, p.name);
-            if let Err(e) = front_run(&o, p, j + 2, target, &mut front_table).await {
+            if let Err(e) = front_run(o, p, j + 2, target, &mut front_table).await {
                 eprintln!("  {}: {e:#}", p.name);
                 front_table.note(format!("{} failed in run {}: {e:#}", p.name, run + 1));
             }
