@@ -788,6 +788,12 @@ pub struct AgentConfig {
     /// What the agent may buffer for all its streams together.
     #[serde(default = "defaults::site_window")]
     pub site_window: u32,
+    /// Streams (tunnels) the agent serves at once over its connection to
+    /// comgate; a partner's tunnel beyond them is answered 503 "Site at its
+    /// stream limit". Serve has its own limit per site
+    /// (`agents.max_streams_per_site`); the lower of the two applies.
+    #[serde(default = "defaults::max_streams_per_site")]
+    pub max_streams: u32,
     /// JSON-lines file the site's monitoring appends alarms to (see
     /// `agent::alarms`); relative to this file's directory.
     #[serde(default)]
@@ -900,6 +906,9 @@ impl AgentConfig {
         }
         if self.site_window < self.stream_window {
             return Err(invalid(&p, "site_window", "must be at least stream_window"));
+        }
+        if self.max_streams == 0 {
+            return Err(invalid(&p, "max_streams", "must be at least 1"));
         }
         if self.alarms_poll_ms == 0 {
             return Err(invalid(&p, "alarms_poll_ms", "must be greater than 0"));
@@ -1261,5 +1270,18 @@ listen = "127.0.0.1:6444"
         assert!(err.contains("at least initial_stream_window"), "{err}");
         let err = agent_error(&format!("{text}initial_stream_window = 100\n"));
         assert!(err.contains("initial_stream_window"), "{err}");
+    }
+
+    #[test]
+    fn agent_stream_limit_defaults_to_serve_s_and_is_checked() {
+        let (_d, path) = write(MINIMAL_AGENT);
+        assert_eq!(AgentConfig::load(&path).unwrap().max_streams, 1024);
+        let (_d, path) = write(&format!("{MINIMAL_AGENT}max_streams = 8\n"));
+        assert_eq!(AgentConfig::load(&path).unwrap().max_streams, 8);
+        let err = agent_error(&format!("{MINIMAL_AGENT}max_streams = 0\n"));
+        assert!(
+            err.contains("max_streams") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 }

@@ -108,6 +108,7 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
         initial_stream_window: crate::config::defaults::initial_stream_window(),
         stream_window: crate::config::defaults::stream_window(),
         site_window: crate::config::defaults::site_window(),
+        max_streams: crate::config::defaults::max_streams_per_site(),
         // Append JSON lines here to see alarms and actions reach comgate
         // (agent::reports).
         alarms_file: Some(cfg.data_dir.join("demo-alarms.jsonl")),

@@ -195,12 +195,12 @@ impl Agent {
             stream_window: self.cfg.initial_stream_window,
             max_stream_window: self.cfg.stream_window,
             connection_window: self.cfg.site_window,
+            max_streams: self.cfg.max_streams,
             peer_max_data: if welcome.has_feature(handshake::feature::LARGE_DATA) {
                 tunnel_proto::frame::LARGE_DATA_LEN
             } else {
                 tunnel_proto::frame::BASE_DATA_LEN
             },
-            ..MuxConfig::default()
         };
         let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
         let serve = async {

@@ -234,7 +234,7 @@ async fn third_concurrent_tunnel_over_account_limit_is_refused_until_one_closes(
     let opts = GatewayOptions::default()
         .gateway("max_tunnels_per_account", 2)
         .gateway("half_close_grace_ms", 300);
-    third_tunnel_refused_until_one_closes(opts, 429, "open tunnels").await;
+    third_tunnel_refused_until_one_closes(opts, &[], 429, "open tunnels").await;
 }
 
 /// The site's stream limit: a third stream gets 503 (not the 504 of an
@@ -244,22 +244,45 @@ async fn third_stream_over_site_limit_gets_503_until_one_closes() {
     let opts = GatewayOptions::default()
         .agents("max_streams_per_site", 2)
         .gateway("half_close_grace_ms", 300);
-    third_tunnel_refused_until_one_closes(opts, 503, "max_streams_per_site").await;
+    third_tunnel_refused_until_one_closes(opts, &[], 503, "max_streams_per_site").await;
 }
 
-/// With a limit of two (set in `opts`), two tunnels open, a third is refused
-/// with `status` and a body naming `reason`, and once one closes a new one
-/// goes through.
-async fn third_tunnel_refused_until_one_closes(opts: GatewayOptions, status: u16, reason: &str) {
+/// The agent's own stream limit (`max_streams` in its config) is answered
+/// like serve's: 503, naming the limit the agent reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_stream_over_the_agent_s_limit_gets_503_until_one_closes() {
+    let opts = GatewayOptions::default().gateway("half_close_grace_ms", 300);
+    third_tunnel_refused_until_one_closes(
+        opts,
+        &[("max_streams", 2)],
+        503,
+        "agent takes at most 2 streams",
+    )
+    .await;
+}
+
+/// With a limit of two (set in `opts` or in the agent's `agent_lines`), two
+/// tunnels open, a third is refused with `status` and a body naming `reason`,
+/// and once one closes a new one goes through.
+async fn third_tunnel_refused_until_one_closes(
+    opts: GatewayOptions,
+    agent_lines: &[(&str, u32)],
+    status: u16,
+    reason: &str,
+) {
     let reason = reason.to_owned();
+    let agent_lines: Vec<(String, u32)> = agent_lines
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     run(|h: Harness| async move {
         let server = echo(lo(5), 0).await?;
         let tenant = Tenant::start_with(&h, &opts).await?;
-        let _agent = Agent::start(
-            &tenant.gw,
-            &tenant.agent_config().tunnel("RDP", server.addr),
-        )
-        .await?;
+        let mut agent_cfg = tenant.agent_config().tunnel("RDP", server.addr);
+        for (key, value) in &agent_lines {
+            agent_cfg = agent_cfg.line(key, value);
+        }
+        let _agent = Agent::start(&tenant.gw, &agent_cfg).await?;
         let target = Tenant::colocated(server.addr);
         let first = tenant.front.open(&target, &tenant.creds).await?;
         let second = tenant.front.open(&target, &tenant.creds).await?;

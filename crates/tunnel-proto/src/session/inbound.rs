@@ -93,7 +93,11 @@ impl Session {
             self.queue(&Frame::Refuse {
                 stream,
                 code: codes::REFUSE_TOO_MANY_STREAMS,
-                reason: "too many streams on this site connection".into(),
+                // Only agents accept OPEN (above).
+                reason: format!(
+                    "the site's agent takes at most {} streams at once",
+                    self.cfg.max_streams
+                ),
             });
             return Ok(());
         }
