@@ -57,6 +57,18 @@ impl Metric {
         fixed.to_string()
     }
 
+    /// The label without its unit, for run-by-run lines.
+    fn short_label(self) -> String {
+        match self {
+            Metric::Up1 => "1 stream up".into(),
+            Metric::Down1 => "1 stream down".into(),
+            Metric::Up8 => "8 streams up".into(),
+            Metric::Down8 => "8 streams down".into(),
+            Metric::CpuPerGb => "CPU per GB".into(),
+            other => other.label(0),
+        }
+    }
+
     fn higher_is_better(self) -> bool {
         matches!(
             self,
@@ -153,16 +165,75 @@ impl Table {
         other: usize,
         f: impl Fn(f64, f64) -> Option<f64>,
     ) -> Option<f64> {
-        let theirs = self.values.get(&(other_m, other))?;
-        let pairs = self.values.get(&(m, path))?.iter().filter_map(|&(run, v)| {
-            let &(_, o) = theirs.iter().find(|(r, _)| *r == run)?;
-            f(v, o)
-        });
-        median(pairs.collect())
+        median(self.paired_runs(m, path, other_m, other, f))
+    }
+
+    /// `f(value of path, value of other)` for each run that has both, in the
+    /// order the runs were recorded.
+    fn paired_runs(
+        &self,
+        m: Metric,
+        path: usize,
+        other_m: Metric,
+        other: usize,
+        f: impl Fn(f64, f64) -> Option<f64>,
+    ) -> Vec<f64> {
+        let (Some(ours), Some(theirs)) = (
+            self.values.get(&(m, path)),
+            self.values.get(&(other_m, other)),
+        ) else {
+            return Vec::new();
+        };
+        ours.iter()
+            .filter_map(|&(run, v)| {
+                let &(_, o) = theirs.iter().find(|(r, _)| *r == run)?;
+                f(v, o)
+            })
+            .collect()
     }
 
     fn paired_ratio(&self, m: Metric, path: usize, other_m: Metric, other: usize) -> Option<f64> {
-        self.paired(m, path, other_m, other, |v, o| (o > 0.0).then(|| v / o))
+        self.paired(m, path, other_m, other, ratio)
+    }
+
+    /// For each path measured against the reference relay, its per-run ratios
+    /// on the rows whose targets name the relay: a median of three next to a
+    /// target (0.95) says little without the spread it was taken from.
+    fn reference_spread(&self) -> String {
+        let Some(ri) = self.reference else {
+            return String::new();
+        };
+        let rows = [
+            Metric::Up1,
+            Metric::Down1,
+            Metric::Up8,
+            Metric::Down8,
+            Metric::CpuPerGb,
+        ];
+        let mut s = String::new();
+        for (i, (name, is_peer)) in self.paths.iter().enumerate().skip(1) {
+            if i == ri || *is_peer {
+                continue;
+            }
+            let parts: Vec<String> = rows
+                .iter()
+                .filter_map(|&m| {
+                    let runs = self.paired_runs(m, i, m, ri, ratio);
+                    (!runs.is_empty()).then(|| {
+                        let each: Vec<String> = runs.iter().map(|r| format!("{r:.2}")).collect();
+                        format!("{} {}", m.short_label(), each.join(" / "))
+                    })
+                })
+                .collect();
+            if !parts.is_empty() {
+                s.push_str(&format!(
+                    "\n- {name} against the {}, run by run: {}",
+                    self.paths[ri].0,
+                    parts.join("; ")
+                ));
+            }
+        }
+        s
     }
 
     fn best_peer(&self, m: Metric) -> Option<(usize, f64)> {
@@ -285,12 +356,18 @@ impl Table {
                 ));
             }
         }
+        s.push_str(&self.reference_spread());
         s.push('\n');
         for n in &self.notes {
             s.push_str(&format!("\n- note: {n}"));
         }
         s
     }
+}
+
+/// `v / o`, or `None` when `o` is not positive.
+fn ratio(v: f64, o: f64) -> Option<f64> {
+    (o > 0.0).then(|| v / o)
 }
 
 /// The median (the upper one of an even count), or `None` for no values.
@@ -358,6 +435,14 @@ mod tests {
         // The relay itself: 0.10 / 0.10 / 0.08 of direct, 1.67 / 1.43 / 1.60 of the peer.
         assert!(line.contains("| 1000 (0.10×d, 1.60×p) |"), "{line}");
         assert!(out.contains("×r: ratio to the relay (ref)"), "{out}");
+        // The spread behind comgate's 0.90×r, run by run; the peer gets none.
+        assert!(
+            out.contains(
+                "- comgate against the relay (ref), run by run: 1 stream up 0.90 / 1.10 / 0.88"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("- peer against"), "{out}");
     }
 
     #[test]
