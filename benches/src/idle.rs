@@ -141,7 +141,7 @@ async fn measure_in(
         .with_context(|| format!("{} (cargo build --release -p gateway)", a.comgate.display()))?;
     let target = crate::targets::start(SocketAddr::from(([127, 0, 0, 5], 0))).await?;
     eprintln!("work dir {}, target {target}", dir.display());
-    let (peer, cg) = crate::peers::comgate(&bin, &dir, target).await?;
+    let (peer, cg) = crate::peers::comgate(&bin, &dir, target, stream_limit(a.tunnels)).await?;
     let (data, agent_port) = (cg.data.clone(), cg.agent_port);
     let serve_pid = peer.procs[0].0.pid();
 
@@ -457,6 +457,17 @@ fn emfile(e: std::io::Error) -> anyhow::Error {
 }
 
 /// The soft open-file limit of this process.
+/// The streams per site to configure for `tunnels` idle tunnels through one
+/// site (both ends take 1,024 by default, which stopped `--tunnels 2000` at
+/// 1,024); `None` while the default leaves room, so that the usual run
+/// measures comgate as configured out of the box.
+fn stream_limit(tunnels: usize) -> Option<u32> {
+    const DEFAULT: usize = 1024;
+    // A few more for the site's own checks of its path.
+    let wanted = tunnels + 16;
+    (wanted > DEFAULT).then(|| u32::try_from(wanted).unwrap_or(u32::MAX))
+}
+
 fn nofile_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
@@ -485,6 +496,12 @@ fn rss_kib(pid: u32) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stream_limit_is_raised_only_for_more_tunnels_than_the_default_takes() {
+        assert_eq!(stream_limit(1000), None);
+        assert_eq!(stream_limit(2000), Some(2016));
+    }
 
     #[test]
     fn rss_is_settled_after_three_still_seconds() {

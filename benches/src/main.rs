@@ -146,7 +146,7 @@ async fn bench_in(o: &Opts, dir: &std::path::Path) -> Result<()> {
 
     let skip = |what: &str| o.skip.iter().any(|s| s == what);
     let mut peers: Vec<Peer> = vec![peers::direct()];
-    let (cg, comgate) = peers::comgate(&comgate_bin, &dir, target).await?;
+    let (cg, comgate) = peers::comgate(&comgate_bin, &dir, target, None).await?;
     peers.push(cg);
     let data = comgate.data.clone();
     let mut left_out = Vec::new();

@@ -152,6 +152,8 @@ pub struct Comgate {
     pub agent_port: u16,
     front: TlsFront,
     basic: String,
+    /// `max_streams` for each agent's config, if set.
+    max_streams: Option<u32>,
 }
 
 impl Comgate {
@@ -200,9 +202,11 @@ impl Comgate {
             format!(
                 "gateway = \"wss://127.0.0.1:{gateway_port}\"\nca = \"{}\"\ncustomer = \"12345\"\n\
                  system = \"{system}\"\nsecret = \"{secret}\"\nremote_access = true\n\
-                 colocated_servers = true\ncentralized_management = false\n\n[[tunnels]]\n\
+                 colocated_servers = true\ncentralized_management = false\n{}\n[[tunnels]]\n\
                  application = \"bench\"\nserver_ip = \"{}\"\nserver_port = {}\n",
                 self.data.join("ca.pem").display(),
+                self.max_streams
+                    .map_or(String::new(), |n| format!("max_streams = {n}\n")),
                 target.ip(),
                 target.port()
             ),
@@ -243,7 +247,14 @@ impl Comgate {
 }
 
 /// comgate serve + one agent whose site lists the target as a co-located tunnel.
-pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(Peer, Comgate)> {
+/// `max_streams` raises the streams one site takes at both ends above their
+/// default (1,024), for the idle benchmark's tunnels; `None` keeps the defaults.
+pub async fn comgate(
+    bin: &FsPath,
+    dir: &FsPath,
+    target: SocketAddr,
+    max_streams: Option<u32>,
+) -> Result<(Peer, Comgate)> {
     let data = dir.join("comgate-data");
     let port = free_port([127, 0, 0, 1])?;
     let agent_port = free_port([127, 0, 0, 1])?;
@@ -252,8 +263,9 @@ pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(
         &config,
         format!(
             "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n\
-             max_tunnels_per_account = 100000\n\n[agents]\nlisten = \"127.0.0.1:{agent_port}\"\n",
-            data.display()
+             max_tunnels_per_account = 100000\n\n[agents]\nlisten = \"127.0.0.1:{agent_port}\"\n{}",
+            data.display(),
+            max_streams.map_or(String::new(), |n| format!("max_streams_per_site = {n}\n"))
         ),
     )?;
     let cmd = |args: &[&str]| {
@@ -320,6 +332,7 @@ pub async fn comgate(bin: &FsPath, dir: &FsPath, target: SocketAddr) -> Result<(
         data,
         agent_port,
         basic: base64_basic(&format!("{USER}:{PASS}")),
+        max_streams,
     };
     let (agent, path) = cg.site("ipo1", true, agent_port, target).await?;
     let mut procs = vec![(serve, serve_log), agent];
