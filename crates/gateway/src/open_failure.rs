@@ -13,7 +13,7 @@ pub enum OpenFailure {
     /// The agent's copy of the site's settings forbids the target.
     Forbidden { reason: String },
     /// The site's connection carries as many streams as one of its ends
-    /// takes (serve's `agents.max_streams_per_site` or the agent's limit),
+    /// takes (serve's `agents.max_streams_per_site` or the agent's `max_streams`),
     /// or the agent takes no more for now.
     SiteFull { reason: String },
     /// The agent could not reach the target.

@@ -38,7 +38,7 @@ pub enum Refusal {
     /// The site's remote-operations settings forbid this target.
     SiteRefused { reason: String },
     /// The site's connection carries as many streams as it takes (serve's
-    /// `agents.max_streams_per_site`, or the agent's own limit).
+    /// `agents.max_streams_per_site`, or the agent's `max_streams`).
     SiteFull { reason: String },
     /// The agent could not reach the target (in time).
     TargetUnreachable { reason: String },
