@@ -1835,9 +1835,10 @@ async fn previous_passwords_cannot_be_reused(backend: Backend) {
             .await
             .unwrap();
     }
+    // Four passwords set, but only the last 3 are ever read: the rest go.
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM password_history").await,
-        4
+        3
     );
     // The current one and the two before it are the last 3.
     for n in [3, 2, 1] {
@@ -1868,8 +1869,17 @@ async fn previous_passwords_cannot_be_reused(backend: Backend) {
     assert!(accepted(&login(&db, "op", "Passw0rd-0", T0).await));
     assert_eq!(
         db.raw_count("SELECT COUNT(*) FROM password_history").await,
-        5
+        3
     );
+    // Passwords 2 and 3 are still remembered; 1 went with the trim.
+    for n in [3, 2] {
+        let err = db
+            .store
+            .set_password(user.id, &format!("Passw0rd-{n}"), 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::PasswordReused), "{n}: {err}");
+    }
     // Even with no history asked for, the current password is no change.
     let err = db
         .store

@@ -275,7 +275,13 @@ const DELETE_LABELS: &str = "DELETE FROM user_labels WHERE user_id = $1";
 const INSERT_LABEL: &str = "INSERT INTO user_labels (user_id, label) VALUES ($1, $2)";
 const INSERT_HISTORY: &str =
     "INSERT INTO password_history (id, user_id, password_hash, set_at) VALUES ($1, $2, $3, $4)";
-const HISTORY: &str = "SELECT id, password_hash FROM password_history WHERE user_id = $1";
+/// The newest `$2` passwords of a user, newest first.
+const HISTORY: &str = "SELECT password_hash FROM password_history WHERE user_id = $1 \
+     ORDER BY id DESC LIMIT $2";
+/// Drops all but the newest `$2` passwords of a user: the history is only
+/// ever read that far, and without this it grew by a row per change.
+const TRIM_HISTORY: &str = "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN \
+     (SELECT id FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2)";
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, force_password_change = $4, \
      updated_at = $3 WHERE id = $1";
 const DELETE: &str = "DELETE FROM users WHERE id = $1";
@@ -583,15 +589,21 @@ impl Store {
             .user_by_id(id)
             .await?
             .ok_or(StoreError::UnknownUserId(id))?;
-        let mut history: Vec<(i64, String)> = on_pool!(self, |pool| {
-            let rows = sqlx::query(HISTORY).bind(id).fetch_all(pool).await?;
+        // The newest row is the current password (stored with it), so the
+        // last `history_len` rows are the current one and those before it.
+        let keep = i64::try_from(history_len.max(1)).unwrap_or(i64::MAX);
+        let history: Vec<String> = on_pool!(self, |pool| {
+            let rows = sqlx::query(HISTORY)
+                .bind(id)
+                .bind(i64::try_from(history_len).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
-                .map(|row| Ok::<_, sqlx::Error>((row.col("id")?, row.col("password_hash")?)))
+                .map(|row| row.col("password_hash"))
                 .collect::<Result<_, _>>()?
         });
-        history.sort_by_key(|&(id, _)| std::cmp::Reverse(id));
         let mut previous: Vec<String> = vec![user.password_hash.expose().to_owned()];
-        previous.extend(history.into_iter().take(history_len).map(|(_, hash)| hash));
+        previous.extend(history);
         for hash in previous {
             if verify_password_async(hash, new_password).await {
                 return Err(StoreError::PasswordReused);
@@ -616,6 +628,11 @@ impl Store {
                     .bind(id)
                     .bind(hash.expose())
                     .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(TRIM_HISTORY)
+                    .bind(id)
+                    .bind(keep)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
