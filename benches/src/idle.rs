@@ -122,10 +122,13 @@ pub async fn run(a: IdleArgs) -> Result<()> {
         }
     }
 
-    let work = crate::work_dir::WorkDir::new(a.work_dir.as_deref(), "comgate-bench-idle-")?;
-    let outcome = measure_in(&a, work.path(), steps, notes).await;
-    work.finish(&outcome);
-    outcome
+    let named = a.work_dir.clone();
+    crate::work_dir::within(
+        named.as_deref(),
+        "comgate-bench-idle-",
+        async |dir: &std::path::Path| measure_in(&a, dir, steps, notes).await,
+    )
+    .await
 }
 
 /// The measurement itself; every process it starts is stopped when it returns.

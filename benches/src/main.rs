@@ -130,10 +130,12 @@ async fn stop_signal() -> &'static str {
 }
 
 async fn bench(o: Opts) -> Result<()> {
-    let work = work_dir::WorkDir::new(o.work_dir.as_deref(), "comgate-bench-")?;
-    let outcome = bench_in(&o, work.path()).await;
-    work.finish(&outcome);
-    outcome
+    work_dir::within(
+        o.work_dir.as_deref(),
+        "comgate-bench-",
+        async |dir: &std::path::Path| bench_in(&o, dir).await,
+    )
+    .await
 }
 
 /// The run itself; every process it starts is stopped when it returns.

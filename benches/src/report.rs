@@ -155,21 +155,9 @@ impl Table {
         )
     }
 
-    /// The median over runs of `f(value of path, value of other)`, taken only
-    /// from runs that have both; `other_m` is the other path's metric.
-    fn paired(
-        &self,
-        m: Metric,
-        path: usize,
-        other_m: Metric,
-        other: usize,
-        f: impl Fn(f64, f64) -> Option<f64>,
-    ) -> Option<f64> {
-        median(self.paired_runs(m, path, other_m, other, f))
-    }
-
     /// `f(value of path, value of other)` for each run that has both, in the
-    /// order the runs were recorded.
+    /// order the runs were recorded; `other_m` is the other path's metric.
+    /// Cells show the median of these.
     fn paired_runs(
         &self,
         m: Metric,
@@ -193,7 +181,7 @@ impl Table {
     }
 
     fn paired_ratio(&self, m: Metric, path: usize, other_m: Metric, other: usize) -> Option<f64> {
-        self.paired(m, path, other_m, other, ratio)
+        median(self.paired_runs(m, path, other_m, other, ratio))
     }
 
     /// For each path measured against the reference relay, its per-run ratios
@@ -349,7 +337,7 @@ impl Table {
         ));
         // Added latency over direct, the targets' unit (paired like the ratios).
         for (i, (name, _)) in self.paths.iter().enumerate().skip(1) {
-            let add = |m| self.paired(m, i, m, 0, |v, d| Some(v - d));
+            let add = |m| median(self.paired_runs(m, i, m, 0, |v, d| Some(v - d)));
             if let (Some(a), Some(b)) = (add(Metric::RttP50), add(Metric::RttP50Loaded)) {
                 s.push_str(&format!(
                     "\n- {name}: adds {a:.0} us p50 idle, {b:.0} us p50 with a saturated neighbour"

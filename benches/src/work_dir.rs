@@ -12,14 +12,27 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub enum WorkDir {
+enum WorkDir {
     Temporary(tempfile::TempDir),
     Named(PathBuf),
 }
 
+/// Runs `run` in a work directory (see [`WorkDir::new`]). The processes `run`
+/// starts die with it (kill on drop) before the directory is removed or kept.
+pub async fn within<T>(
+    named: Option<&Path>,
+    prefix: &str,
+    run: impl AsyncFnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let work = WorkDir::new(named, prefix)?;
+    let outcome = run(work.path()).await;
+    work.finish(&outcome);
+    outcome
+}
+
 impl WorkDir {
     /// `named` from `--work-dir`, else a new directory under the system's temp dir.
-    pub fn new(named: Option<&Path>, prefix: &str) -> Result<WorkDir> {
+    fn new(named: Option<&Path>, prefix: &str) -> Result<WorkDir> {
         match named {
             None => Ok(WorkDir::Temporary(
                 tempfile::Builder::new()
@@ -44,7 +57,7 @@ impl WorkDir {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    fn path(&self) -> &Path {
         match self {
             WorkDir::Temporary(t) => t.path(),
             WorkDir::Named(p) => p,
@@ -53,7 +66,7 @@ impl WorkDir {
 
     /// Removes a temporary directory after a run that succeeded; keeps it otherwise.
     /// Call it once every process the run started has been stopped.
-    pub fn finish<T>(self, outcome: &Result<T>) {
+    fn finish<T>(self, outcome: &Result<T>) {
         match self {
             WorkDir::Temporary(t) if outcome.is_err() => {
                 let kept = t.keep();
@@ -73,19 +86,25 @@ impl WorkDir {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_temporary_dir_goes_after_success_and_stays_after_failure() {
-        let ok = WorkDir::new(None, "comgate-bench-test-").unwrap();
-        let ok_path = ok.path().to_path_buf();
-        std::fs::write(ok_path.join("log"), b"x").unwrap();
-        ok.finish(&Ok(()));
-        assert!(!ok_path.exists());
-
-        let failed = WorkDir::new(None, "comgate-bench-test-").unwrap();
-        let failed_path = failed.path().to_path_buf();
-        failed.finish::<()>(&Err(anyhow::anyhow!("bench failed")));
-        assert!(failed_path.is_dir());
-        std::fs::remove_dir_all(failed_path).unwrap();
+    #[tokio::test]
+    async fn within_keeps_the_dir_only_when_the_run_fails() {
+        let ok = within(None, "comgate-bench-test-", async |dir: &Path| {
+            std::fs::write(dir.join("log"), b"x")?;
+            Ok(dir.to_path_buf())
+        })
+        .await
+        .unwrap();
+        assert!(!ok.exists());
+        let mut seen = None;
+        let failed: Result<()> = within(None, "comgate-bench-test-", async |dir: &Path| {
+            seen = Some(dir.to_path_buf());
+            anyhow::bail!("bench failed")
+        })
+        .await;
+        assert!(failed.is_err());
+        let kept = seen.unwrap();
+        assert!(kept.is_dir());
+        std::fs::remove_dir_all(kept).unwrap();
     }
 
     #[test]
