@@ -34,8 +34,10 @@ impl From<OpenError> for OpenFailure {
                 OpenFailure::SiteFull { reason }
             }
             OpenError::Refused { reason, .. } => OpenFailure::Unreachable { reason },
-            OpenError::TooManyStreams => OpenFailure::SiteFull {
-                reason: "agents.max_streams_per_site".into(),
+            OpenError::TooManyStreams { limit } => OpenFailure::SiteFull {
+                reason: format!(
+                    "the gateway takes at most {limit} streams per site, agents.max_streams_per_site"
+                ),
             },
             OpenError::Closed(_) => OpenFailure::SessionGone,
         }
@@ -71,9 +73,11 @@ mod tests {
             }
         );
         assert_eq!(
-            OpenFailure::from(OpenError::TooManyStreams),
+            OpenFailure::from(OpenError::TooManyStreams { limit: 1024 }),
             OpenFailure::SiteFull {
-                reason: "agents.max_streams_per_site".into()
+                reason:
+                    "the gateway takes at most 1024 streams per site, agents.max_streams_per_site"
+                        .into()
             }
         );
         assert!(matches!(

@@ -690,7 +690,7 @@ async fn open_beyond_max_streams_fails_locally() {
             .open(Target::System { port: 3 })
             .await
             .unwrap_err(),
-        OpenError::TooManyStreams
+        OpenError::TooManyStreams { limit: 2 }
     );
 }
 

@@ -244,7 +244,13 @@ async fn third_stream_over_site_limit_gets_503_until_one_closes() {
     let opts = GatewayOptions::default()
         .agents("max_streams_per_site", 2)
         .gateway("half_close_grace_ms", 300);
-    third_tunnel_refused_until_one_closes(opts, &[], 503, "max_streams_per_site").await;
+    third_tunnel_refused_until_one_closes(
+        opts,
+        &[],
+        503,
+        "gateway takes at most 2 streams per site, agents.max_streams_per_site",
+    )
+    .await;
 }
 
 /// The agent's own stream limit (`max_streams` in its config) is answered

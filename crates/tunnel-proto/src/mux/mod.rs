@@ -107,8 +107,9 @@ pub enum OpenError {
     Refused { code: u8, reason: String },
     #[error("tunnel session closed: {0}")]
     Closed(CloseReason),
-    #[error("too many streams on this session")]
-    TooManyStreams,
+    /// This end's own limit (`MuxConfig::max_streams`) is reached.
+    #[error("this end takes at most {limit} streams at once")]
+    TooManyStreams { limit: u32 },
 }
 
 /// The session is over.
@@ -218,7 +219,9 @@ impl MuxHandle {
             }
             let id = match inner.session.open(target, access) {
                 Ok(id) => id,
-                Err(SessionError::TooManyStreams) => return Err(OpenError::TooManyStreams),
+                Err(SessionError::TooManyStreams { limit }) => {
+                    return Err(OpenError::TooManyStreams { limit })
+                }
                 Err(e) => {
                     return Err(OpenError::Closed(CloseReason::Local {
                         code: codes::GOAWAY_NO_ERROR,

@@ -153,8 +153,9 @@ pub enum StreamError {
 pub enum SessionError {
     #[error("the session is closed")]
     Closed,
-    #[error("too many streams")]
-    TooManyStreams,
+    /// The session carries `limit` streams, as many as its config allows.
+    #[error("at most {limit} streams at once")]
+    TooManyStreams { limit: u32 },
     #[error("stream ids are exhausted for this session")]
     IdsExhausted,
     #[error("only the gateway opens streams")]

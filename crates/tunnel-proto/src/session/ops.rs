@@ -20,7 +20,9 @@ impl Session {
             return Err(SessionError::WrongRole);
         }
         if self.streams.len() >= self.cfg.max_streams as usize {
-            return Err(SessionError::TooManyStreams);
+            return Err(SessionError::TooManyStreams {
+                limit: self.cfg.max_streams,
+            });
         }
         let id = self
             .last_id

@@ -399,7 +399,7 @@ fn opens_beyond_max_streams_are_refused_not_fatal() {
         .unwrap();
     assert_eq!(
         gw.open(Target::System { port: 22 }, Access::Remote),
-        Err(SessionError::TooManyStreams)
+        Err(SessionError::TooManyStreams { limit: 1 })
     );
 }
 
