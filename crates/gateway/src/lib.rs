@@ -48,6 +48,8 @@ pub mod site_socket;
 #[cfg(feature = "server")]
 pub mod site_threads;
 #[cfg(feature = "server")]
+pub mod site_tls;
+#[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]
 pub mod utility_bundle;

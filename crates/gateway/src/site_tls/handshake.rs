@@ -1,0 +1,197 @@
+//! The TLS handshake of a site connection, done by rustls's unbuffered
+//! connection over an async transport, then handed to [`SiteTls`].
+//!
+//! Only the unbuffered connections convert into a
+//! [`rustls::kernel::KernelConnection`] (which keeps computing key updates
+//! and storing tickets); the configs must have `enable_secret_extraction`
+//! set and allow TLS 1.3 only ([`site_server_config`], the agent's config).
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, InsufficientSizeError, UnbufferedStatus};
+use rustls::{ClientConfig, ExtractedSecrets, HandshakeKind, ServerConfig};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::stream::{Kernel, SiteTls};
+
+/// The most handshake bytes received before the handshake ends (a
+/// certificate chain in a few records).
+const MAX_HANDSHAKE_BYTES: usize = 256 * 1024;
+
+fn tls_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake: {e}"))
+}
+
+/// The two unbuffered connection kinds, for one handshake loop.
+trait Unbuffered {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Unbuffered for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Unbuffered for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// What the handshake leaves: received bytes rustls did not process and
+/// plaintext it already decrypted.
+struct Leftover {
+    ciphertext: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+async fn drive<S, C>(io: &mut S, conn: &mut C) -> io::Result<Leftover>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: Unbuffered,
+{
+    let mut incoming = vec![0u8; 16 * 1024];
+    let mut used = 0;
+    let mut outgoing = vec![0u8; 4 * 1024];
+    let mut pending = 0;
+    let mut plaintext = Vec::new();
+    loop {
+        let (mut transmit, mut blocked, mut done) = (false, false, false);
+        let UnbufferedStatus { mut discard, state } = conn.process(&mut incoming[..used]);
+        match state.map_err(tls_error)? {
+            ConnectionState::EncodeTlsData(mut encode) => loop {
+                match encode.encode(&mut outgoing[pending..]) {
+                    Ok(n) => {
+                        pending += n;
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        outgoing.resize(pending + required_size, 0)
+                    }
+                    Err(e) => return Err(tls_error(e)),
+                }
+            },
+            ConnectionState::TransmitTlsData(data) => {
+                data.done();
+                transmit = true;
+            }
+            ConnectionState::BlockedHandshake => blocked = true,
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record.map_err(tls_error)?;
+                    discard += record.discard;
+                    plaintext.extend_from_slice(record.payload);
+                }
+            }
+            ConnectionState::WriteTraffic(_) => done = true,
+            ConnectionState::PeerClosed | ConnectionState::Closed => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection during the TLS handshake",
+                ))
+            }
+            _ => return Err(tls_error("unexpected state (early data?)")),
+        }
+        if discard > 0 {
+            incoming.copy_within(discard..used, 0);
+            used -= discard;
+        }
+        if (transmit || done) && pending > 0 {
+            io.write_all(&outgoing[..pending]).await?;
+            io.flush().await?;
+            pending = 0;
+        }
+        if done {
+            incoming.truncate(used);
+            return Ok(Leftover {
+                ciphertext: incoming,
+                plaintext,
+            });
+        }
+        if blocked {
+            if used == incoming.len() {
+                if incoming.len() >= MAX_HANDSHAKE_BYTES {
+                    return Err(tls_error("handshake messages too large"));
+                }
+                incoming.resize(incoming.len() * 2, 0);
+            }
+            let n = io.read(&mut incoming[used..]).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection during the TLS handshake",
+                ));
+            }
+            used += n;
+        }
+    }
+}
+
+/// Accepts a site connection's TLS on `io`.
+pub async fn accept<S>(mut io: S, config: Arc<ServerConfig>) -> io::Result<SiteTls<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+    let leftover = drive(&mut io, &mut conn).await?;
+    let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(tls_error)?;
+    finish(io, Kernel::Server(kernel), secrets, leftover)
+}
+
+/// A finished client handshake: the connection and what the server showed.
+pub struct Connected<S> {
+    pub tls: SiteTls<S>,
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+    pub kind: Option<HandshakeKind>,
+}
+
+/// Connects a site connection's TLS on `io` to `name`.
+pub async fn connect<S>(
+    mut io: S,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+) -> io::Result<Connected<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = UnbufferedClientConnection::new(config, name).map_err(tls_error)?;
+    let leftover = drive(&mut io, &mut conn).await?;
+    let peer_certificates = conn
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let kind = conn.handshake_kind();
+    let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(tls_error)?;
+    Ok(Connected {
+        tls: finish(io, Kernel::Client(kernel), secrets, leftover)?,
+        peer_certificates,
+        kind,
+    })
+}
+
+fn finish<S>(
+    io: S,
+    kernel: Kernel,
+    secrets: ExtractedSecrets,
+    leftover: Leftover,
+) -> io::Result<SiteTls<S>> {
+    SiteTls::new(io, kernel, secrets, leftover.ciphertext, leftover.plaintext)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,348 @@
+//! TLS 1.3 record protection with the keys rustls hands over after the
+//! handshake: seal a record from plaintext slices, open a received record
+//! in place, and read the post-handshake messages a peer may send.
+//!
+//! The AEAD work is rustls's own (`Tls13AeadAlgorithm`'s encrypter and
+//! decrypter: nonce, additional data, padding); what is done here is the
+//! framing around it and the sequence numbers.
+
+use std::ops::Range;
+
+use rustls::crypto::cipher::{
+    AeadKey, InboundOpaqueMessage, Iv, MessageDecrypter, MessageEncrypter, OutboundChunks,
+    OutboundPlainMessage,
+};
+use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion, Tls13CipherSuite};
+
+/// Record header: type, legacy version, length.
+pub const HEADER_LEN: usize = 5;
+/// Largest plaintext in one record (RFC 8446 section 5.1).
+pub const MAX_PLAINTEXT: usize = 16 * 1024;
+/// Largest ciphertext after the header (RFC 8446 section 5.2).
+pub const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 256;
+/// Largest post-handshake message buffered across records; a session
+/// ticket is a few hundred bytes, a key update five.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
+
+/// The legacy record version every TLS 1.3 record carries.
+const LEGACY_VERSION: [u8; 2] = [0x03, 0x03];
+const HANDSHAKE_KEY_UPDATE: u8 = 24;
+const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
+
+/// What is wrong with the records of a site connection.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record of outer type {0} after the handshake")]
+    OuterType(u8),
+    #[error("record with version {0:#06x}")]
+    Version(u16),
+    #[error("record of {0} bytes is longer than TLS allows")]
+    TooLong(usize),
+    #[error("record did not decrypt: {0}")]
+    Open(rustls::Error),
+    #[error("record could not be encrypted: {0}")]
+    Seal(rustls::Error),
+    #[error("inner content type {0:?} after the handshake")]
+    InnerType(ContentType),
+    #[error("handshake message {0} after the handshake")]
+    HandshakeType(u8),
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    #[error("the peer sent alert {0}")]
+    Alert(u8),
+    #[error("cipher suite {0:?} of the connection is not TLS 1.3")]
+    NotTls13(rustls::CipherSuite),
+    #[error("unknown traffic secret kind")]
+    UnknownSecrets,
+    #[error("key update: {0}")]
+    KeyUpdate(rustls::Error),
+    #[error("session ticket: {0}")]
+    Ticket(rustls::Error),
+}
+
+fn key_and_iv(secrets: ConnectionTrafficSecrets) -> Result<(AeadKey, Iv), RecordError> {
+    match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+        | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Ok((key, iv)),
+        _ => Err(RecordError::UnknownSecrets),
+    }
+}
+
+/// Length of the ciphertext that follows a record header, checked.
+pub fn body_len(header: &[u8; HEADER_LEN]) -> Result<usize, RecordError> {
+    // After the handshake every TLS 1.3 record is application_data on the
+    // outside; change_cipher_spec is only allowed during the handshake.
+    if header[0] != u8::from(ContentType::ApplicationData) {
+        return Err(RecordError::OuterType(header[0]));
+    }
+    if header[1..3] != LEGACY_VERSION {
+        return Err(RecordError::Version(u16::from_be_bytes([
+            header[1], header[2],
+        ])));
+    }
+    let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+    if len > MAX_CIPHERTEXT {
+        return Err(RecordError::TooLong(len));
+    }
+    Ok(len)
+}
+
+/// Opens received records, one sequence number after the other.
+pub struct Opener {
+    decrypter: Box<dyn MessageDecrypter>,
+    seq: u64,
+}
+
+impl Opener {
+    pub fn new(
+        suite: &Tls13CipherSuite,
+        seq: u64,
+        secrets: ConnectionTrafficSecrets,
+    ) -> Result<Self, RecordError> {
+        let (key, iv) = key_and_iv(secrets)?;
+        Ok(Opener {
+            decrypter: suite.aead_alg.decrypter(key, iv),
+            seq,
+        })
+    }
+
+    /// Decrypts `record` (header and ciphertext, whose header
+    /// [`body_len`] accepted) in place. Returns the inner content type and
+    /// where the plaintext lies in `record`.
+    pub fn open(&mut self, record: &mut [u8]) -> Result<(ContentType, Range<usize>), RecordError> {
+        let body = &mut record[HEADER_LEN..];
+        let base = body.as_ptr() as usize;
+        let message =
+            InboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, body);
+        let plain = self
+            .decrypter
+            .decrypt(message, self.seq)
+            .map_err(RecordError::Open)?;
+        self.seq += 1;
+        // The plaintext is a part of the ciphertext's buffer (decrypted in
+        // place); its offset is plain address arithmetic.
+        let start = HEADER_LEN + (plain.payload.as_ptr() as usize - base);
+        Ok((plain.typ, start..start + plain.payload.len()))
+    }
+}
+
+/// Seals records, one sequence number after the other.
+pub struct Sealer {
+    encrypter: Box<dyn MessageEncrypter>,
+    seq: u64,
+    /// From this sequence number on, a key update goes first.
+    update_at: u64,
+}
+
+impl Sealer {
+    pub fn new(
+        suite: &Tls13CipherSuite,
+        seq: u64,
+        secrets: ConnectionTrafficSecrets,
+    ) -> Result<Self, RecordError> {
+        let (key, iv) = key_and_iv(secrets)?;
+        // Well before the suite's limit on records under one key (2^24
+        // for AES-GCM): rustls refreshes its keys near the same point.
+        let limit = suite.common.confidentiality_limit;
+        Ok(Sealer {
+            encrypter: suite.aead_alg.encrypter(key, iv),
+            seq,
+            update_at: limit.saturating_sub(limit / 16).min(1 << 40),
+        })
+    }
+
+    /// Whether the records sealed so far call for new keys first.
+    pub fn wants_key_update(&self) -> bool {
+        self.seq >= self.update_at
+    }
+
+    #[cfg(test)]
+    pub fn update_after(&mut self, records: u64) {
+        self.update_at = self.seq + records;
+    }
+
+    /// One record of `typ` holding `parts` (at most [`MAX_PLAINTEXT`]
+    /// bytes together), header included.
+    pub fn seal(&mut self, typ: ContentType, parts: &[&[u8]]) -> Result<Vec<u8>, RecordError> {
+        debug_assert!(parts.iter().map(|p| p.len()).sum::<usize>() <= MAX_PLAINTEXT);
+        let message = OutboundPlainMessage {
+            typ,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::new(parts),
+        };
+        let sealed = self
+            .encrypter
+            .encrypt(message, self.seq)
+            .map_err(RecordError::Seal)?;
+        self.seq += 1;
+        Ok(sealed.encode())
+    }
+}
+
+/// A handshake message that may follow the handshake.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PostHandshake<'a> {
+    KeyUpdate {
+        update_requested: bool,
+    },
+    /// The message's body, for the client's ticket store.
+    NewSessionTicket(&'a [u8]),
+}
+
+/// The first complete handshake message in `buf` and its length in bytes,
+/// or `None` while it is incomplete.
+pub fn next_handshake_message(
+    buf: &[u8],
+) -> Result<Option<(PostHandshake<'_>, usize)>, RecordError> {
+    let [typ, a, b, c, ref rest @ ..] = *buf else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([0, a, b, c]) as usize;
+    if len > MAX_HANDSHAKE_MESSAGE {
+        return Err(RecordError::Malformed("oversized post-handshake message"));
+    }
+    if rest.len() < len {
+        return Ok(None);
+    }
+    let body = &rest[..len];
+    let message = match typ {
+        HANDSHAKE_KEY_UPDATE => match body {
+            [0] => PostHandshake::KeyUpdate {
+                update_requested: false,
+            },
+            [1] => PostHandshake::KeyUpdate {
+                update_requested: true,
+            },
+            _ => return Err(RecordError::Malformed("key update")),
+        },
+        HANDSHAKE_NEW_SESSION_TICKET => PostHandshake::NewSessionTicket(body),
+        other => return Err(RecordError::HandshakeType(other)),
+    };
+    Ok(Some((message, 4 + len)))
+}
+
+/// A key update message (RFC 8446 section 4.6.3) that asks the peer for
+/// none in return.
+pub const KEY_UPDATE_NOT_REQUESTED: [u8; 5] = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
+/// A warning-level close_notify alert.
+pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite() -> &'static Tls13CipherSuite {
+        rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384
+            .tls13()
+            .unwrap()
+    }
+
+    fn secrets(byte: u8) -> ConnectionTrafficSecrets {
+        ConnectionTrafficSecrets::Aes256Gcm {
+            key: AeadKey::from([byte; 32]),
+            iv: Iv::new([byte; 12]),
+        }
+    }
+
+    #[test]
+    fn sealed_records_open_in_order_and_in_place() {
+        let mut sealer = Sealer::new(suite(), 7, secrets(1)).unwrap();
+        let mut opener = Opener::new(suite(), 7, secrets(1)).unwrap();
+        for text in [&b"first"[..], &[9u8; MAX_PLAINTEXT][..]] {
+            let (a, b) = text.split_at(text.len() / 2);
+            let mut record = sealer.seal(ContentType::ApplicationData, &[a, b]).unwrap();
+            let header: [u8; HEADER_LEN] = record[..HEADER_LEN].try_into().unwrap();
+            assert_eq!(body_len(&header).unwrap(), record.len() - HEADER_LEN);
+            let (typ, range) = opener.open(&mut record).unwrap();
+            assert_eq!(typ, ContentType::ApplicationData);
+            assert_eq!(&record[range], text);
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_a_wrong_key_or_a_replayed_record_does_not_open() {
+        let mut sealer = Sealer::new(suite(), 0, secrets(1)).unwrap();
+        let record = sealer
+            .seal(ContentType::ApplicationData, &[b"data"])
+            .unwrap();
+
+        let mut changed = record.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        let mut opener = Opener::new(suite(), 0, secrets(1)).unwrap();
+        assert!(matches!(
+            opener.open(&mut changed),
+            Err(RecordError::Open(_))
+        ));
+
+        let mut other_key = Opener::new(suite(), 0, secrets(2)).unwrap();
+        assert!(other_key.open(&mut record.clone()).is_err());
+
+        let mut opener = Opener::new(suite(), 0, secrets(1)).unwrap();
+        opener.open(&mut record.clone()).unwrap();
+        // The same record again is read under the next sequence number.
+        assert!(opener.open(&mut record.clone()).is_err());
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        assert_eq!(body_len(&[23, 3, 3, 0, 20]).unwrap(), 20);
+        assert!(matches!(
+            body_len(&[22, 3, 3, 0, 20]),
+            Err(RecordError::OuterType(22))
+        ));
+        assert!(matches!(
+            body_len(&[20, 3, 3, 0, 1]),
+            Err(RecordError::OuterType(20))
+        ));
+        assert!(matches!(
+            body_len(&[23, 3, 1, 0, 20]),
+            Err(RecordError::Version(0x0301))
+        ));
+        let too_long = (MAX_CIPHERTEXT + 1) as u16;
+        let [hi, lo] = too_long.to_be_bytes();
+        assert!(matches!(
+            body_len(&[23, 3, 3, hi, lo]),
+            Err(RecordError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn post_handshake_messages_are_read_whole() {
+        assert_eq!(next_handshake_message(&[24, 0, 0]).unwrap(), None);
+        assert_eq!(
+            next_handshake_message(&[24, 0, 0, 1, 1, 99]).unwrap(),
+            Some((
+                PostHandshake::KeyUpdate {
+                    update_requested: true
+                },
+                5
+            ))
+        );
+        assert_eq!(
+            next_handshake_message(&KEY_UPDATE_NOT_REQUESTED).unwrap(),
+            Some((
+                PostHandshake::KeyUpdate {
+                    update_requested: false
+                },
+                5
+            ))
+        );
+        assert_eq!(next_handshake_message(&[4, 0, 0, 3, 1, 2]).unwrap(), None);
+        assert_eq!(
+            next_handshake_message(&[4, 0, 0, 3, 1, 2, 3]).unwrap(),
+            Some((PostHandshake::NewSessionTicket(&[1, 2, 3]), 7))
+        );
+        assert!(next_handshake_message(&[24, 0, 0, 1, 2]).is_err());
+        assert!(next_handshake_message(&[1, 0, 0, 0]).is_err());
+        assert!(next_handshake_message(&[4, 0xff, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn the_key_update_comes_before_the_suite_s_limit() {
+        let mut sealer = Sealer::new(suite(), 0, secrets(1)).unwrap();
+        assert!(!sealer.wants_key_update());
+        sealer.seq = (1 << 24) - (1 << 20);
+        assert!(sealer.wants_key_update());
+    }
+}

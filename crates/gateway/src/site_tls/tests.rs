@@ -1,0 +1,328 @@
+//! The record layer against rustls on the other end (as an older agent or
+//! gateway would be) and against itself, over loopback TCP.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind, RootCertStore, ServerConfig};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{accept, connect, SiteTls};
+
+const NAME: &str = "site.test";
+
+struct Configs {
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+fn configs() -> Configs {
+    let certified = rcgen::generate_simple_self_signed(vec![NAME.to_string()]).unwrap();
+    let cert = CertificateDer::from(certified.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    server.enable_secret_extraction = true;
+    server.ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let mut client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.enable_secret_extraction = true;
+    Configs {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    }
+}
+
+async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (client.unwrap(), server.unwrap().0)
+}
+
+fn name() -> ServerName<'static> {
+    ServerName::try_from(NAME).unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Sends `data` in uneven writes, then shuts down; reads everything the
+/// peer sends until its close_notify. Both ends run this at once.
+async fn exchange<S>(stream: S, data: Vec<u8>) -> [u8; 32]
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let send = async move {
+        let mut sizes = [1usize, 700, 16 * 1024, 16 * 1024 + 1, 65_536, 200_000]
+            .iter()
+            .cycle();
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let n = (*sizes.next().unwrap()).min(rest.len());
+            w.write_all(&rest[..n]).await.unwrap();
+            rest = &rest[n..];
+        }
+        w.shutdown().await.unwrap();
+    };
+    let receive = async move {
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 50_000];
+        loop {
+            let n = r.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+        }
+        hash.finalize().into()
+    };
+    tokio::join!(send, receive).1
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[tokio::test]
+async fn ours_as_server_against_rustls_as_client() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+    let (client, server) = tokio::join!(
+        connector.connect(name(), client_tcp),
+        accept(server_tcp, c.server.clone())
+    );
+    let (up, down) = (pattern(3 << 20, 1), pattern(5 << 20, 2));
+    let (up_sha, down_sha) = (sha(&up), sha(&down));
+    let (at_client, at_server) = tokio::join!(
+        exchange(client.unwrap(), up),
+        exchange(server.unwrap(), down)
+    );
+    assert_eq!(at_server, up_sha);
+    assert_eq!(at_client, down_sha);
+}
+
+#[tokio::test]
+async fn ours_as_client_against_rustls_as_server_and_resumes_with_its_ticket() {
+    let c = configs();
+    let acceptor = tokio_rustls::TlsAcceptor::from(c.server.clone());
+    for round in 0..2 {
+        let (client_tcp, server_tcp) = tcp_pair().await;
+        let (client, server) = tokio::join!(
+            connect(client_tcp, c.client.clone(), name()),
+            acceptor.accept(server_tcp)
+        );
+        let client = client.unwrap();
+        assert_eq!(client.peer_certificates.len(), 1);
+        // The first connection stored the server's tickets (read after the
+        // handshake by the record layer), so the second one resumes.
+        let expected = if round == 0 {
+            HandshakeKind::Full
+        } else {
+            HandshakeKind::Resumed
+        };
+        assert_eq!(client.kind, Some(expected));
+        let (up, down) = (pattern(1 << 20, 3), pattern(2 << 20, 4));
+        let (up_sha, down_sha) = (sha(&up), sha(&down));
+        let (at_client, at_server) =
+            tokio::join!(exchange(client.tls, up), exchange(server.unwrap(), down));
+        assert_eq!(at_server, up_sha);
+        assert_eq!(at_client, down_sha);
+    }
+}
+
+#[tokio::test]
+async fn ours_on_both_ends_with_key_updates_every_few_records() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let mut server = server.unwrap();
+    client.sealer.update_after(5);
+    server.sealer.update_after(3);
+    let (up, down) = (pattern(1 << 20, 5), pattern(1 << 20, 6));
+    let (up_sha, down_sha) = (sha(&up), sha(&down));
+    let (client_end, server_end) =
+        tokio::join!(exchange_keeping(client, up), exchange_keeping(server, down));
+    assert_eq!(server_end.0, up_sha);
+    assert_eq!(client_end.0, down_sha);
+    // The threshold counts from each update, so sealing 64 records of 16
+    // KiB updates once and only once past it.
+    assert_eq!(client_end.1 .0, 1, "the client's own updates");
+    assert_eq!(server_end.1 .1, 1, "updates the server received");
+    assert_eq!(server_end.1 .0, 1);
+    assert_eq!(client_end.1 .1, 1);
+}
+
+/// [`exchange`] on a [`SiteTls`], returning its key-update counts too.
+async fn exchange_keeping<S>(stream: SiteTls<S>, data: Vec<u8>) -> ([u8; 32], (u32, u32))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = Arc::new(std::sync::Mutex::new(None));
+    let probe = Probe {
+        inner: stream,
+        out: shared.clone(),
+    };
+    let sha = exchange(probe, data).await;
+    let counts = shared.lock().unwrap().expect("counts recorded");
+    (sha, counts)
+}
+
+/// Records the key-update counts of the stream it wraps when dropped.
+struct Probe<S> {
+    inner: SiteTls<S>,
+    out: Arc<std::sync::Mutex<Option<(u32, u32)>>>,
+}
+
+impl<S> Drop for Probe<S> {
+    fn drop(&mut self) {
+        *self.out.lock().unwrap() = Some(self.inner.key_updates());
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Probe<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Probe<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_key_update_rustls_asks_for_is_answered() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+    let (client, server) = tokio::join!(
+        connector.connect(name(), client_tcp),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap();
+    let mut server = server.unwrap();
+    // rustls asks for a key update in return (update_requested).
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    client.write_all(b"after the update").await.unwrap();
+    client.flush().await.unwrap();
+    let mut got = [0u8; 16];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"after the update");
+    assert_eq!(server.key_updates(), (0, 1));
+    server.write_all(b"answer").await.unwrap();
+    server.flush().await.unwrap();
+    assert_eq!(server.key_updates(), (1, 1));
+    let mut got = [0u8; 6];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"answer");
+}
+
+#[tokio::test]
+async fn an_idle_connection_holds_no_buffers() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let mut server = server.unwrap();
+    client.write_all(&pattern(300_000, 7)).await.unwrap();
+    client.flush().await.unwrap();
+    let mut got = vec![0u8; 300_000];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, pattern(300_000, 7));
+    // Nothing more arrives: the read that finds nothing drops the buffer.
+    let mut one = [0u8; 1];
+    let idle = tokio::time::timeout(std::time::Duration::from_millis(50), server.read(&mut one));
+    assert!(idle.await.is_err());
+    assert_eq!(server.buffered_capacity(), 0);
+    assert_eq!(client.buffered_capacity(), 0);
+}
+
+#[tokio::test]
+async fn a_tampered_record_ends_the_connection_with_an_error() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let mut server = server.unwrap();
+    // A record sealed by the client, changed on the wire.
+    let mut record = client
+        .sealer
+        .seal(rustls::ContentType::ApplicationData, &[b"hello"])
+        .unwrap();
+    record[10] ^= 0x40;
+    client.get_mut().write_all(&record).await.unwrap();
+    let mut buf = [0u8; 16];
+    let err = server.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("did not decrypt"), "{err}");
+    // And it stays failed.
+    assert!(server.read(&mut buf).await.is_err());
+}
+
+#[tokio::test]
+async fn an_end_without_close_notify_is_an_error_not_an_end_of_file() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let mut server = server.unwrap();
+    // The client's TCP ends (FIN) without a close_notify: a truncation.
+    client.get_mut().shutdown().await.unwrap();
+    let mut buf = [0u8; 16];
+    let err = server.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+}
