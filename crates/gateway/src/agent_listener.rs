@@ -13,10 +13,8 @@ use admin::failure_limit::{FailureLimiter, FailureQuota};
 use admin::store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout_at;
-use tokio_rustls::TlsAcceptor;
 
 use crate::movable_tcp::MovableTcp;
-use crate::read_ahead::ReadAhead;
 use crate::site_socket::SiteSocket;
 use crate::site_threads::SiteThreads;
 use tracing::Instrument;
@@ -80,7 +78,7 @@ impl AgentListener {
         }
     }
 
-    pub async fn run(self: Arc<Self>, listener: TcpListener, acceptor: TlsAcceptor) {
+    pub async fn run(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -91,11 +89,11 @@ impl AgentListener {
                 }
             };
             let this = self.clone();
-            let acceptor = acceptor.clone();
+            let tls = tls.clone();
             let span = tracing::info_span!("site", %peer, customer = tracing::field::Empty, system = tracing::field::Empty);
             tokio::spawn(
                 async move {
-                    if let Err(why) = this.handle(tcp, peer, acceptor).await {
+                    if let Err(why) = this.handle(tcp, peer, tls).await {
                         tracing::info!(%why, "agent not admitted");
                     }
                 }
@@ -108,13 +106,13 @@ impl AgentListener {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-        acceptor: TlsAcceptor,
+        tls: Arc<rustls::ServerConfig>,
     ) -> Result<(), String> {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
         let tls = timeout_at(
             deadline,
-            acceptor.accept(ReadAhead::new(SiteSocket::new(MovableTcp::new(tcp)))),
+            crate::site_tls::accept(SiteSocket::new(MovableTcp::new(tcp)), tls),
         )
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
@@ -162,7 +160,7 @@ impl AgentListener {
         let moved = home
             .spawn(async move {
                 let mut stream = stream;
-                stream.get_mut().0.get_mut().get_mut().rehome()?;
+                stream.get_mut().get_mut().rehome()?;
                 let ws = WsConn::new(stream, Side::Server);
                 Ok::<_, std::io::Error>(mux::start(ws, Role::Gateway, mux_cfg))
             })

@@ -102,7 +102,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         &identity,
         crate::front_door::ALPN,
     )?);
-    let agent_tls = TlsAcceptor::from(crate::tls::server_config(&identity, &[b"http/1.1"])?);
+    let agent_tls = crate::tls::site_server_config(&identity)?;
 
     let gateway_listener = bind("gateway.listen", cfg.gateway.listen).await?;
     let agents_listener = bind("agents.listen", cfg.agents.listen).await?;

@@ -253,6 +253,34 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// The server configuration of the agents' listener: like
+/// [`server_config`], but TLS 1.3 only and with the traffic secrets handed
+/// to comgate's own record layer after the handshake (`site_tls`).
+pub fn site_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    cfg.enable_secret_extraction = true;
+    Ok(Arc::new(cfg))
+}
+
+/// The agent's configuration for its site connection: [`client_config`],
+/// TLS 1.3 only, its traffic secrets handed to `site_tls`.
+pub fn site_client_config(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.enable_secret_extraction = true;
+    Ok(Arc::new(cfg))
+}
+
 /// A client configuration trusting `roots` (the agent's view of comgate).
 pub fn client_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let cfg = rustls::ClientConfig::builder_with_provider(provider())

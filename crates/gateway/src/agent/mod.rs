@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
-use crate::read_ahead::ReadAhead;
 use crate::site_socket::SiteSocket;
+use crate::site_tls::SiteTls;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
@@ -59,14 +58,14 @@ pub enum AgentError {
     Setup(String),
 }
 
-type AgentWebSocket = WsConn<tokio_rustls::client::TlsStream<ReadAhead<SiteSocket<TcpStream>>>>;
+type AgentWebSocket = WsConn<SiteTls<SiteSocket<TcpStream>>>;
 
 /// What the agent needs at run time, derived once from its config.
 pub struct Agent {
     cfg: AgentConfig,
     url: GatewayUrl,
     proxy: Option<ProxyUrl>,
-    tls: TlsConnector,
+    tls: Arc<rustls::ClientConfig>,
     settings: SiteSettings,
     reports: Arc<Reports>,
 }
@@ -87,7 +86,7 @@ impl Agent {
             },
         };
         let client =
-            crate::tls::client_config(roots).map_err(|e| AgentError::Setup(e.to_string()))?;
+            crate::tls::site_client_config(roots).map_err(|e| AgentError::Setup(e.to_string()))?;
         let settings = SiteSettings {
             remote_access: cfg.remote_access,
             colocated_servers: cfg.colocated_servers,
@@ -106,7 +105,7 @@ impl Agent {
         Ok(Arc::new(Agent {
             url,
             proxy,
-            tls: TlsConnector::from(client),
+            tls: client,
             settings,
             reports: Reports::new(cfg.max_pending_alarms),
             cfg,
@@ -231,12 +230,12 @@ impl Agent {
         };
         let name = ServerName::try_from(self.url.host.clone())
             .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
-        let tls = self
-            .tls
-            .connect(name, ReadAhead::new(SiteSocket::new(tcp)))
-            .await
-            .map_err(AgentError::Tls)?;
-        self.check_certificate_expiry(tls.get_ref().1.peer_certificates());
+        let connected =
+            crate::site_tls::connect(SiteSocket::new(tcp), self.tls.clone(), name.to_owned())
+                .await
+                .map_err(AgentError::Tls)?;
+        self.check_certificate_expiry(Some(&connected.peer_certificates));
+        let tls = connected.tls;
         let request = format!("wss://{}{}", authority, self.url.path);
         let mut ws = ws::connect(&request, tls)
             .await

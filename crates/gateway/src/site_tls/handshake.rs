@@ -33,6 +33,7 @@ trait Unbuffered {
         &'c mut self,
         incoming: &'i mut [u8],
     ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn handshaking(&self) -> bool;
 }
 
 impl Unbuffered for UnbufferedServerConnection {
@@ -43,6 +44,9 @@ impl Unbuffered for UnbufferedServerConnection {
     ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
+    fn handshaking(&self) -> bool {
+        self.is_handshaking()
+    }
 }
 
 impl Unbuffered for UnbufferedClientConnection {
@@ -52,6 +56,9 @@ impl Unbuffered for UnbufferedClientConnection {
         incoming: &'i mut [u8],
     ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
+    }
+    fn handshaking(&self) -> bool {
+        self.is_handshaking()
     }
 }
 
@@ -75,7 +82,16 @@ where
     loop {
         let (mut transmit, mut blocked, mut done) = (false, false, false);
         let UnbufferedStatus { mut discard, state } = conn.process(&mut incoming[..used]);
-        match state.map_err(tls_error)? {
+        let state = match state {
+            Ok(state) => state,
+            Err(e) => {
+                incoming.copy_within(discard..used, 0);
+                used -= discard;
+                send_alert(io, conn, &mut incoming[..used]).await;
+                return Err(tls_error(e));
+            }
+        };
+        match state {
             ConnectionState::EncodeTlsData(mut encode) => loop {
                 match encode.encode(&mut outgoing[pending..]) {
                     Ok(n) => {
@@ -113,7 +129,14 @@ where
             incoming.copy_within(discard..used, 0);
             used -= discard;
         }
-        if (transmit || done) && pending > 0 {
+        // A server that may send before the client's Finished (half-RTT
+        // data, off by default) is not done until that Finished is in.
+        if done && conn.handshaking() {
+            done = false;
+            blocked = true;
+        }
+        // Whatever is encoded goes out before waiting for the peer.
+        if pending > 0 && (transmit || done || blocked) {
             io.write_all(&outgoing[..pending]).await?;
             io.flush().await?;
             pending = 0;
@@ -141,6 +164,34 @@ where
             }
             used += n;
         }
+    }
+}
+
+/// After a failed handshake, sends the alert rustls queued for the peer
+/// (so that its log says why), as far as the transport takes it at once.
+async fn send_alert<S, C>(io: &mut S, conn: &mut C, incoming: &mut [u8])
+where
+    S: AsyncWrite + Unpin,
+    C: Unbuffered,
+{
+    let mut outgoing = vec![0u8; 256];
+    let mut pending = 0;
+    // An alert is one record: encode it, then rustls reports the error again.
+    for _ in 0..4 {
+        // rustls wants the same (discarded) input again, not an empty one.
+        match conn.process(incoming).state {
+            Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                if let Ok(n) = encode.encode(&mut outgoing[pending..]) {
+                    pending += n;
+                }
+            }
+            Ok(ConnectionState::TransmitTlsData(data)) => data.done(),
+            _ => break,
+        }
+    }
+    if pending > 0 {
+        let _ = io.write_all(&outgoing[..pending]).await;
+        let _ = io.flush().await;
     }
 }
 

@@ -35,6 +35,8 @@ const READ_SIZE: usize = 4 * (HEADER_LEN + MAX_CIPHERTEXT);
 const OUT_HIGH: usize = 256 * 1024;
 /// Records handed to one vectored write.
 const MAX_IOVECS: usize = 64;
+const CLOSE_NOTIFY_DESCRIPTION: u8 = 0;
+const USER_CANCELED: u8 = 90;
 
 /// rustls's side of the connection after the handshake: new traffic
 /// secrets on key updates, and the client's ticket store.
@@ -87,10 +89,10 @@ pub struct SiteTls<S> {
     suite: &'static Tls13CipherSuite,
     opener: Opener,
     pub(super) sealer: Sealer,
-    /// Received bytes, `rbuf[rpos..rend]` not yet opened. Empty when idle.
+    /// Received bytes, `rbuf[rpos..]` not yet opened. No allocation when
+    /// idle; read into its spare capacity, so never zeroed.
     rbuf: Vec<u8>,
     rpos: usize,
-    rend: usize,
     /// The opened record's plaintext not yet handed out, in `rbuf`.
     plain: std::ops::Range<usize>,
     /// Plaintext that came with the handshake.
@@ -126,13 +128,12 @@ impl<S> SiteTls<S> {
         let suite = kernel.suite()?;
         let (tx_seq, tx) = secrets.tx;
         let (rx_seq, rx) = secrets.rx;
-        let rend = leftover.len();
-        let rbuf = if rend > 0 {
-            let mut rbuf = leftover;
-            rbuf.resize(READ_SIZE.max(rend), 0);
-            rbuf
-        } else {
+        let rbuf = if leftover.is_empty() {
             Vec::new()
+        } else {
+            let mut rbuf = Vec::with_capacity(READ_SIZE.max(leftover.len()));
+            rbuf.extend_from_slice(&leftover);
+            rbuf
         };
         Ok(SiteTls {
             io,
@@ -142,7 +143,6 @@ impl<S> SiteTls<S> {
             sealer: Sealer::new(suite, tx_seq, tx)?,
             rbuf,
             rpos: 0,
-            rend,
             plain: 0..0,
             early,
             handshake: Vec::new(),
@@ -191,7 +191,7 @@ impl<S> SiteTls<S> {
     /// Opens the next complete record in the read buffer, if there is one.
     /// Returns whether one was opened.
     fn open_next(&mut self) -> Result<bool, RecordError> {
-        if self.rend - self.rpos < HEADER_LEN {
+        if self.rbuf.len() - self.rpos < HEADER_LEN {
             return Ok(false);
         }
         let header: [u8; HEADER_LEN] = self.rbuf[self.rpos..self.rpos + HEADER_LEN]
@@ -199,7 +199,7 @@ impl<S> SiteTls<S> {
             .expect("header length");
         let len = body_len(&header)?;
         let end = self.rpos + HEADER_LEN + len;
-        if end > self.rend {
+        if end > self.rbuf.len() {
             return Ok(false);
         }
         let start = self.rpos;
@@ -214,7 +214,9 @@ impl<S> SiteTls<S> {
                 self.plain = range;
             }
             ContentType::Alert => match self.rbuf[range] {
-                [_, 0] => self.read_closed = true,
+                [_, CLOSE_NOTIFY_DESCRIPTION] => self.read_closed = true,
+                // A warning that a close_notify follows (RFC 8446 6.1).
+                [_, USER_CANCELED] => {}
                 [_, description] => return Err(RecordError::Alert(description)),
                 _ => return Err(RecordError::Malformed("alert")),
             },
@@ -384,26 +386,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for SiteTls<S> {
                 Ok(false) => {}
                 Err(e) => return Poll::Ready(Err(this.fail_read(e))),
             }
-            // A partial record (or none): make room and read more.
-            if this.rpos == this.rend {
+            // A partial record (or none): make room and read more. The
+            // plaintext handed out is all gone, so bytes may move.
+            if this.rpos == this.rbuf.len() {
+                this.rbuf.clear();
                 this.rpos = 0;
-                this.rend = 0;
-            } else if this.rbuf.len() - this.rpos < HEADER_LEN + MAX_CIPHERTEXT {
-                this.rbuf.copy_within(this.rpos..this.rend, 0);
-                this.rend -= this.rpos;
+            } else if this.rbuf.capacity() - this.rpos < HEADER_LEN + MAX_CIPHERTEXT {
+                this.rbuf.drain(..this.rpos);
                 this.rpos = 0;
             }
-            if this.rbuf.is_empty() {
-                this.rbuf = vec![0; READ_SIZE];
+            if this.rbuf.capacity() < READ_SIZE {
+                this.rbuf.reserve_exact(READ_SIZE - this.rbuf.len());
             }
-            let mut spare = ReadBuf::new(&mut this.rbuf[this.rend..]);
+            let filled = this.rbuf.len();
+            debug_assert!(this.rbuf.capacity() > filled, "room to read into");
+            let mut spare = ReadBuf::uninit(this.rbuf.spare_capacity_mut());
             match Pin::new(&mut this.io).poll_read(cx, &mut spare) {
                 Poll::Pending => {
-                    if this.rpos == this.rend {
+                    if this.rpos == this.rbuf.len() {
                         // Idle: no buffer is held while nothing arrives.
                         this.rbuf = Vec::new();
                         this.rpos = 0;
-                        this.rend = 0;
                     }
                     return Poll::Pending;
                 }
@@ -417,7 +420,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for SiteTls<S> {
                         );
                         return Poll::Ready(Err(e));
                     }
-                    this.rend += n;
+                    // SAFETY: the read initialised exactly these `n` bytes
+                    // of the spare capacity, right after the `filled` ones.
+                    unsafe { this.rbuf.set_len(filled + n) };
                 }
             }
         }

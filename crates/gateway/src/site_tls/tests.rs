@@ -326,3 +326,23 @@ async fn an_end_without_close_notify_is_an_error_not_an_end_of_file() {
     let err = server.read(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
 }
+
+#[tokio::test]
+async fn a_refused_certificate_fails_both_ends_with_the_reason() {
+    let c = configs();
+    // A client that trusts another certificate only.
+    let other = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, other.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let client_err = client.err().expect("the client refuses the certificate");
+    assert!(
+        client_err.to_string().contains("certificate"),
+        "{client_err}"
+    );
+    // The server learns why from the client's alert, not from a bare EOF.
+    let server_err = server.err().expect("the handshake fails at the server too");
+    assert!(server_err.to_string().contains("alert"), "{server_err}");
+}
