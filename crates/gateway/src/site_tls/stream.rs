@@ -31,8 +31,12 @@ use super::records::{
 
 /// Bytes read from the transport per system call: four full records.
 const READ_SIZE: usize = 4 * (HEADER_LEN + MAX_CIPHERTEXT);
-/// Sealed bytes held for the transport before writes wait for it.
-const OUT_HIGH: usize = 256 * 1024;
+/// Plaintext sealed per write call: one full 64 KiB message. Sealed
+/// records wait above the transport only while it is full, and then no
+/// more is sealed until they are gone: with `site_socket`'s limit on unsent
+/// bytes in the kernel, that bounds what queues in front of another
+/// tunnel's bytes on a slow site link (rustls's own limit was 64 KiB too).
+const WRITE_BATCH: usize = 64 * 1024;
 /// Records handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 const CLOSE_NOTIFY_DESCRIPTION: u8 = 0;
@@ -165,6 +169,11 @@ impl<S> SiteTls<S> {
         &mut self.io
     }
 
+    /// Sealed bytes the transport has not taken yet.
+    pub fn unsent(&self) -> usize {
+        self.out_bytes
+    }
+
     /// Key updates (sent, received) so far.
     pub fn key_updates(&self) -> (u32, u32) {
         self.key_updates
@@ -283,7 +292,7 @@ impl<S> SiteTls<S> {
         if self.key_update_asked || self.sealer.wants_key_update() {
             self.seal_key_update()?;
         }
-        let budget = OUT_HIGH.saturating_sub(self.out_bytes).max(MAX_PLAINTEXT);
+        let budget = WRITE_BATCH;
         let mut taken = 0;
         let (mut index, mut offset) = (0, 0);
         let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
@@ -447,9 +456,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SiteTls<S> {
         if this.write_closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        if this.out_bytes >= OUT_HIGH {
-            ready!(this.poll_write_out(cx))?;
-        }
+        // What is sealed goes first; while the transport holds it back,
+        // nothing more is sealed.
+        ready!(this.poll_write_out(cx))?;
         let taken = this
             .seal_data(bufs)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

@@ -346,3 +346,29 @@ async fn a_refused_certificate_fails_both_ends_with_the_reason() {
     let server_err = server.err().expect("the handshake fails at the server too");
     assert!(server_err.to_string().contains("alert"), "{server_err}");
 }
+
+#[tokio::test]
+async fn a_full_transport_holds_back_the_writer_with_at_most_one_batch_sealed() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let _server = server.unwrap();
+    // Nobody reads at the server: the socket buffers fill, then the writer
+    // must wait with no more than one 64 KiB batch of records above them.
+    let data = pattern(64 << 20, 8);
+    let write = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        client.write_all(&data),
+    );
+    assert!(write.await.is_err(), "the writer waits for the reader");
+    assert!(client.unsent() > 0, "records wait above the full socket");
+    assert!(
+        client.unsent() <= 64 * 1024 + 4 * 22,
+        "{} bytes sealed and unsent",
+        client.unsent()
+    );
+}
