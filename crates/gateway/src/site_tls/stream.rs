@@ -39,6 +39,9 @@ const READ_SIZE: usize = 4 * (HEADER_LEN + MAX_CIPHERTEXT);
 const WRITE_BATCH: usize = 64 * 1024;
 /// Records handed to one vectored write.
 const MAX_IOVECS: usize = 64;
+/// Key updates accepted in a row without application data between them
+/// (BoringSSL's limit): more is a peer making us derive keys for nothing.
+const MAX_KEY_UPDATES_IN_A_ROW: u32 = 32;
 const CLOSE_NOTIFY_DESCRIPTION: u8 = 0;
 const USER_CANCELED: u8 = 90;
 
@@ -116,6 +119,8 @@ pub struct SiteTls<S> {
     write_closed: bool,
     /// Key updates sent and received, for tests and logs.
     key_updates: (u32, u32),
+    /// Key updates received since the last application data.
+    updates_in_a_row: u32,
 }
 
 impl<S> SiteTls<S> {
@@ -158,6 +163,7 @@ impl<S> SiteTls<S> {
             out_bytes: 0,
             write_closed: false,
             key_updates: (0, 0),
+            updates_in_a_row: 0,
         })
     }
 
@@ -220,6 +226,7 @@ impl<S> SiteTls<S> {
                 if !self.handshake.is_empty() {
                     return Err(RecordError::Malformed("data inside a handshake message"));
                 }
+                self.updates_in_a_row = 0;
                 self.plain = range;
             }
             ContentType::Alert => match self.rbuf[range] {
@@ -250,6 +257,10 @@ impl<S> SiteTls<S> {
                     if used + len != self.handshake.len() {
                         return Err(RecordError::Malformed("data after a key update"));
                     }
+                    self.updates_in_a_row += 1;
+                    if self.updates_in_a_row > MAX_KEY_UPDATES_IN_A_ROW {
+                        return Err(RecordError::Malformed("too many key updates in a row"));
+                    }
                     let (seq, secrets) = self.kernel.next_rx().map_err(RecordError::KeyUpdate)?;
                     self.opener = Opener::new(self.suite, seq, secrets)?;
                     self.key_updates.1 += 1;
@@ -270,7 +281,7 @@ impl<S> SiteTls<S> {
     }
 
     /// Seals a key update and switches to the next sending keys.
-    fn seal_key_update(&mut self) -> Result<(), RecordError> {
+    pub(super) fn seal_key_update(&mut self) -> Result<(), RecordError> {
         let record = self
             .sealer
             .seal(ContentType::Handshake, &[&KEY_UPDATE_NOT_REQUESTED])?;

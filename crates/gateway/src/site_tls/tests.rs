@@ -372,3 +372,37 @@ async fn a_full_transport_holds_back_the_writer_with_at_most_one_batch_sealed() 
         client.unsent()
     );
 }
+
+#[tokio::test]
+async fn key_updates_without_data_between_them_are_limited() {
+    let c = configs();
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let mut client = client.unwrap().tls;
+    let mut server = server.unwrap();
+    // 32 key updates in a row are taken, data resets the count ...
+    for _ in 0..32 {
+        client.seal_key_update().unwrap();
+    }
+    client.write_all(b"x").await.unwrap();
+    for _ in 0..32 {
+        client.seal_key_update().unwrap();
+    }
+    client.write_all(b"y").await.unwrap();
+    client.flush().await.unwrap();
+    let mut got = [0u8; 2];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"xy");
+    assert_eq!(server.key_updates().1, 64);
+    // ... the 33rd in a row ends the connection.
+    for _ in 0..33 {
+        client.seal_key_update().unwrap();
+    }
+    client.flush().await.unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), server.read(&mut got));
+    let err = read.await.expect("refused, not waited for").unwrap_err();
+    assert!(err.to_string().contains("too many key updates"), "{err}");
+}
