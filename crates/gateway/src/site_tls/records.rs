@@ -338,6 +338,26 @@ mod tests {
         assert!(next_handshake_message(&[4, 0xff, 0, 0]).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsers_take_any_bytes_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            if let Some(header) = bytes.first_chunk::<HEADER_LEN>() {
+                if let Ok(len) = body_len(header) {
+                    proptest::prop_assert!(len <= MAX_CIPHERTEXT);
+                }
+            }
+            if let Ok(Some((_, used))) = next_handshake_message(&bytes) {
+                proptest::prop_assert!(used <= bytes.len());
+            }
+            // Random ciphertext never opens (and never panics).
+            let mut record = [&[23u8, 3, 3][..], &(bytes.len() as u16).to_be_bytes(), &bytes].concat();
+            let mut opener = Opener::new(suite(), 0, secrets(3)).unwrap();
+            proptest::prop_assert!(opener.open(&mut record).is_err());
+        }
+    }
+
     #[test]
     fn the_key_update_comes_before_the_suite_s_limit() {
         let mut sealer = Sealer::new(suite(), 0, secrets(1)).unwrap();

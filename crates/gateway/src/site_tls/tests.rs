@@ -406,3 +406,36 @@ async fn key_updates_without_data_between_them_are_limited() {
     let err = read.await.expect("refused, not waited for").unwrap_err();
     assert!(err.to_string().contains("too many key updates"), "{err}");
 }
+
+#[tokio::test]
+async fn bytes_that_are_not_records_end_the_connection_with_an_error() {
+    let c = configs();
+    // After the handshake: a header of another type, a record longer than
+    // TLS allows, a wrong version, and random bytes of a record's length.
+    let garbage: [&[u8]; 4] = [
+        &[22, 3, 3, 0, 1, 0],
+        &[23, 3, 3, 0xff, 0xff],
+        &[23, 3, 1, 0, 4, 1, 2, 3, 4],
+        &[
+            23, 3, 3, 0, 20, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+        ],
+    ];
+    for bytes in garbage {
+        let (client_tcp, server_tcp) = tcp_pair().await;
+        let (client, server) = tokio::join!(
+            connect(client_tcp, c.client.clone(), name()),
+            accept(server_tcp, c.server.clone())
+        );
+        let mut client = client.unwrap().tls;
+        let mut server = server.unwrap();
+        client.get_mut().write_all(bytes).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), server.read(&mut buf));
+        let err = read.await.expect("refused, not waited for").unwrap_err();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidData,
+            "{bytes:?}: {err}"
+        );
+    }
+}
