@@ -2,11 +2,13 @@
 //!
 //! rustls reads at most 4 KiB from its transport per call, so a full 16 KiB
 //! TLS record costs four or five `recv` calls; on the bulk path that was a
-//! large part of the gateway's and the agent's system time. Reading up to
-//! [`READ_AHEAD`] bytes per system call and handing them to rustls from
-//! memory costs one extra copy and saves the rest of the calls.
+//! large part of the gateway's system time. Reading up to [`READ_AHEAD`]
+//! bytes per system call and handing them to rustls from memory costs one
+//! extra copy and saves the rest of the calls. It sits under the partners'
+//! TLS (the front door); the site connection reads its records itself
+//! (`site_tls`), with the same policy for its buffer.
 //!
-//! Thousands of idle sites and tunnels must stay small, so the buffer is
+//! Thousands of idle tunnels must stay small, so the buffer is
 //! allocated when a read finds nothing buffered and dropped as soon as the
 //! socket has nothing more to give (a read returned `Pending` with the
 //! buffer drained): an idle connection holds no buffer at all.

@@ -65,8 +65,9 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Sends `data` in uneven writes, then shuts down; reads everything the
-/// peer sends until its close_notify. Both ends run this at once.
-async fn exchange<S>(stream: S, data: Vec<u8>) -> [u8; 32]
+/// peer sends until its close_notify. Both ends run this at once. Returns
+/// the sha-256 of what was read, and the stream.
+async fn exchange<S>(stream: S, data: Vec<u8>) -> ([u8; 32], S)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -82,6 +83,7 @@ where
             rest = &rest[n..];
         }
         w.shutdown().await.unwrap();
+        w
     };
     let receive = async move {
         let mut hash = Sha256::new();
@@ -93,9 +95,20 @@ where
             }
             hash.update(&buf[..n]);
         }
-        hash.finalize().into()
+        (hash.finalize().into(), r)
     };
-    tokio::join!(send, receive).1
+    let (w, (sha, r)) = tokio::join!(send, receive);
+    (sha, r.unsplit(w))
+}
+
+/// A handshake between this module's client and server over loopback TCP.
+async fn ours_on_both_ends(c: &Configs) -> (SiteTls<TcpStream>, SiteTls<TcpStream>) {
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    (client.unwrap().tls, server.unwrap())
 }
 
 fn sha(data: &[u8]) -> [u8; 32] {
@@ -113,7 +126,7 @@ async fn ours_as_server_against_rustls_as_client() {
     );
     let (up, down) = (pattern(3 << 20, 1), pattern(5 << 20, 2));
     let (up_sha, down_sha) = (sha(&up), sha(&down));
-    let (at_client, at_server) = tokio::join!(
+    let ((at_client, _), (at_server, _)) = tokio::join!(
         exchange(client.unwrap(), up),
         exchange(server.unwrap(), down)
     );
@@ -143,7 +156,7 @@ async fn ours_as_client_against_rustls_as_server_and_resumes_with_its_ticket() {
         assert_eq!(client.kind, Some(expected));
         let (up, down) = (pattern(1 << 20, 3), pattern(2 << 20, 4));
         let (up_sha, down_sha) = (sha(&up), sha(&down));
-        let (at_client, at_server) =
+        let ((at_client, _), (at_server, _)) =
             tokio::join!(exchange(client.tls, up), exchange(server.unwrap(), down));
         assert_eq!(at_server, up_sha);
         assert_eq!(at_client, down_sha);
@@ -153,86 +166,19 @@ async fn ours_as_client_against_rustls_as_server_and_resumes_with_its_ticket() {
 #[tokio::test]
 async fn ours_on_both_ends_with_key_updates_every_few_records() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let mut server = server.unwrap();
+    let (mut client, mut server) = ours_on_both_ends(&c).await;
     client.sealer.update_after(5);
     server.sealer.update_after(3);
     let (up, down) = (pattern(1 << 20, 5), pattern(1 << 20, 6));
     let (up_sha, down_sha) = (sha(&up), sha(&down));
-    let (client_end, server_end) =
-        tokio::join!(exchange_keeping(client, up), exchange_keeping(server, down));
-    assert_eq!(server_end.0, up_sha);
-    assert_eq!(client_end.0, down_sha);
+    let ((at_client, client), (at_server, server)) =
+        tokio::join!(exchange(client, up), exchange(server, down));
+    assert_eq!(at_server, up_sha);
+    assert_eq!(at_client, down_sha);
     // The threshold counts from each update, so sealing 64 records of 16
-    // KiB updates once and only once past it.
-    assert_eq!(client_end.1 .0, 1, "the client's own updates");
-    assert_eq!(server_end.1 .1, 1, "updates the server received");
-    assert_eq!(server_end.1 .0, 1);
-    assert_eq!(client_end.1 .1, 1);
-}
-
-/// [`exchange`] on a [`SiteTls`], returning its key-update counts too.
-async fn exchange_keeping<S>(stream: SiteTls<S>, data: Vec<u8>) -> ([u8; 32], (u32, u32))
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let shared = Arc::new(std::sync::Mutex::new(None));
-    let probe = Probe {
-        inner: stream,
-        out: shared.clone(),
-    };
-    let sha = exchange(probe, data).await;
-    let counts = shared.lock().unwrap().expect("counts recorded");
-    (sha, counts)
-}
-
-/// Records the key-update counts of the stream it wraps when dropped.
-struct Probe<S> {
-    inner: SiteTls<S>,
-    out: Arc<std::sync::Mutex<Option<(u32, u32)>>>,
-}
-
-impl<S> Drop for Probe<S> {
-    fn drop(&mut self) {
-        *self.out.lock().unwrap() = Some(self.inner.key_updates());
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Probe<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Probe<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    // KiB updates once and only once past it: (sent, received) at each end.
+    assert_eq!(client.key_updates(), (1, 1));
+    assert_eq!(server.key_updates(), (1, 1));
 }
 
 #[tokio::test]
@@ -265,13 +211,7 @@ async fn a_key_update_rustls_asks_for_is_answered() {
 #[tokio::test]
 async fn an_idle_connection_holds_no_buffers() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let mut server = server.unwrap();
+    let (mut client, mut server) = ours_on_both_ends(&c).await;
     client.write_all(&pattern(300_000, 7)).await.unwrap();
     client.flush().await.unwrap();
     let mut got = vec![0u8; 300_000];
@@ -288,13 +228,7 @@ async fn an_idle_connection_holds_no_buffers() {
 #[tokio::test]
 async fn a_tampered_record_ends_the_connection_with_an_error() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let mut server = server.unwrap();
+    let (mut client, mut server) = ours_on_both_ends(&c).await;
     // A record sealed by the client, changed on the wire.
     let mut record = client
         .sealer
@@ -313,13 +247,7 @@ async fn a_tampered_record_ends_the_connection_with_an_error() {
 #[tokio::test]
 async fn an_end_without_close_notify_is_an_error_not_an_end_of_file() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let mut server = server.unwrap();
+    let (mut client, mut server) = ours_on_both_ends(&c).await;
     // The client's TCP ends (FIN) without a close_notify: a truncation.
     client.get_mut().shutdown().await.unwrap();
     let mut buf = [0u8; 16];
@@ -350,13 +278,7 @@ async fn a_refused_certificate_fails_both_ends_with_the_reason() {
 #[tokio::test]
 async fn a_full_transport_holds_back_the_writer_with_at_most_one_batch_sealed() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let _server = server.unwrap();
+    let (mut client, _server) = ours_on_both_ends(&c).await;
     // Nobody reads at the server: the socket buffers fill, then the writer
     // must wait with no more than one 64 KiB batch of records above them.
     let data = pattern(64 << 20, 8);
@@ -376,13 +298,7 @@ async fn a_full_transport_holds_back_the_writer_with_at_most_one_batch_sealed() 
 #[tokio::test]
 async fn key_updates_without_data_between_them_are_limited() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let (client, server) = tokio::join!(
-        connect(client_tcp, c.client.clone(), name()),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap().tls;
-    let mut server = server.unwrap();
+    let (mut client, mut server) = ours_on_both_ends(&c).await;
     // 32 key updates in a row are taken, data resets the count ...
     for _ in 0..32 {
         client.seal_key_update().unwrap();
@@ -421,13 +337,7 @@ async fn bytes_that_are_not_records_end_the_connection_with_an_error() {
         ],
     ];
     for bytes in garbage {
-        let (client_tcp, server_tcp) = tcp_pair().await;
-        let (client, server) = tokio::join!(
-            connect(client_tcp, c.client.clone(), name()),
-            accept(server_tcp, c.server.clone())
-        );
-        let mut client = client.unwrap().tls;
-        let mut server = server.unwrap();
+        let (mut client, mut server) = ours_on_both_ends(&c).await;
         client.get_mut().write_all(bytes).await.unwrap();
         let mut buf = [0u8; 16];
         let read = tokio::time::timeout(std::time::Duration::from_secs(5), server.read(&mut buf));
