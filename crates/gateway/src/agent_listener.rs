@@ -112,11 +112,12 @@ impl AgentListener {
             tokio::time::Instant::now() + Duration::from_millis(self.cfg.handshake_timeout_ms);
         let tls = timeout_at(
             deadline,
-            crate::site_tls::accept(SiteSocket::new(MovableTcp::new(tcp)), tls),
+            crate::own_tls::accept(SiteSocket::new(MovableTcp::new(tcp)), tls),
         )
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        .map_err(|e| format!("TLS handshake failed: {e}"))?
+        .tls;
         let mut ws = timeout_at(deadline, ws::accept(tls))
             .await
             .map_err(|_| "websocket upgrade timed out".to_string())?

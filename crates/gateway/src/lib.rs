@@ -34,9 +34,10 @@ pub mod movable_tcp;
 #[cfg(feature = "server")]
 pub mod open_failure;
 #[cfg(feature = "server")]
+pub mod own_tls;
+#[cfg(feature = "server")]
 pub mod public_downloads;
 #[cfg(feature = "server")]
-pub mod read_ahead;
 #[cfg(feature = "server")]
 pub mod refusal;
 #[cfg(feature = "server")]
@@ -47,8 +48,6 @@ pub mod serve;
 pub mod site_socket;
 #[cfg(feature = "server")]
 pub mod site_threads;
-#[cfg(feature = "server")]
-pub mod site_tls;
 #[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]

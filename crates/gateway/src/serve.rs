@@ -98,10 +98,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, ServeError> {
         Some(files) => crate::tls::load_identity(&files.cert, &files.key)?,
         None => crate::tls::ensure_generated(&cfg.data_dir, &cfg.domain)?,
     };
-    let front_tls = TlsAcceptor::from(crate::tls::server_config(
-        &identity,
-        crate::front_door::ALPN,
-    )?);
+    let front_tls = crate::tls::front_server_config(&identity)?;
     let agent_tls = crate::tls::site_server_config(&identity)?;
 
     let gateway_listener = bind("gateway.listen", cfg.gateway.listen).await?;

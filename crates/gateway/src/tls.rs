@@ -253,9 +253,18 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// The front door's server configuration: [`server_config`] with the
+/// front door's ALPN protocols and the traffic secrets handed to comgate's
+/// own record layer after the handshake (`own_tls`), TLS 1.2 and 1.3.
+pub fn front_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = Arc::unwrap_or_clone(server_config(identity, crate::front_door::ALPN)?);
+    cfg.enable_secret_extraction = true;
+    Ok(Arc::new(cfg))
+}
+
 /// The server configuration of the agents' listener: like
 /// [`server_config`], but TLS 1.3 only and with the traffic secrets handed
-/// to comgate's own record layer after the handshake (`site_tls`).
+/// to comgate's own record layer after the handshake (`own_tls`).
 pub fn site_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -269,7 +278,7 @@ pub fn site_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfi
 }
 
 /// The agent's configuration for its site connection: [`client_config`],
-/// TLS 1.3 only, its traffic secrets handed to `site_tls`.
+/// TLS 1.3 only, its traffic secrets handed to `own_tls`.
 pub fn site_client_config(
     roots: rustls::RootCertStore,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use crate::own_tls::OwnTls;
 use crate::site_socket::SiteSocket;
-use crate::site_tls::SiteTls;
 use tracing::Instrument;
 use tunnel_proto::codes;
 use tunnel_proto::handshake::{self, Hello, SiteSettings, TunnelSpec, Welcome, PROTOCOL_VERSION};
@@ -58,7 +58,7 @@ pub enum AgentError {
     Setup(String),
 }
 
-type AgentWebSocket = WsConn<SiteTls<SiteSocket<TcpStream>>>;
+type AgentWebSocket = WsConn<OwnTls<SiteSocket<TcpStream>>>;
 
 /// What the agent needs at run time, derived once from its config.
 pub struct Agent {
@@ -231,7 +231,7 @@ impl Agent {
         let name = ServerName::try_from(self.url.host.clone())
             .map_err(|e| AgentError::Setup(format!("gateway host: {e}")))?;
         let connected =
-            crate::site_tls::connect(SiteSocket::new(tcp), self.tls.clone(), name.to_owned())
+            crate::own_tls::connect(SiteSocket::new(tcp), self.tls.clone(), name.to_owned())
                 .await
                 .map_err(AgentError::Tls)?;
         self.check_certificate_expiry(Some(&connected.peer_certificates));

@@ -24,8 +24,6 @@ use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 use tracing::{field::Empty, Instrument};
 use tunnel_proto::mux::MuxStream;
 use tunnel_proto::Target;
@@ -38,16 +36,17 @@ use crate::hub::{Hub, SiteKey};
 use crate::maint_host::{is_under_maint_domain, parse_maint_authority, MaintHostError};
 use crate::movable_tcp::MovableTcp;
 use crate::open_failure::OpenFailure;
-use crate::read_ahead::ReadAhead;
+use crate::own_tls::OwnTls;
 use crate::refusal::Refusal;
 use crate::relay::{relay_to_stream, RelayLimits};
 
 mod h2_stream;
 mod http2;
 
-/// A partner's TLS connection; its socket moves to the site's thread once a
-/// tunnel is admitted.
-type PartnerTls = TlsStream<ReadAhead<MovableTcp>>;
+/// A partner's TLS connection, with comgate's own records after rustls's
+/// handshake (an idle tunnel holds no TLS buffer; see `own_tls`); its
+/// socket moves to the site's thread once a tunnel is admitted.
+type PartnerTls = OwnTls<MovableTcp>;
 
 /// ALPN protocols of the front door, preferred first.
 pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -95,7 +94,7 @@ impl FrontDoor {
     }
 
     /// Accepts partner connections until the listener fails.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, acceptor: TlsAcceptor) {
+    pub async fn run(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -107,7 +106,7 @@ impl FrontDoor {
                 }
             };
             let this = self.clone();
-            let acceptor = acceptor.clone();
+            let tls = tls.clone();
             let span = tracing::info_span!(
                 "partner",
                 %peer,
@@ -116,18 +115,23 @@ impl FrontDoor {
                 system = Empty,
                 target = Empty
             );
-            tokio::spawn(async move { this.handle(tcp, peer, acceptor).await }.instrument(span));
+            tokio::spawn(async move { this.handle(tcp, peer, tls).await }.instrument(span));
         }
     }
 
-    async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+    async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+    ) {
         // Boxed: the handshake, head and admission steps need several KiB of
         // future state (TLS accept, database queries, argon2) that must not
         // stay allocated for the tunnel's whole life.
-        let Some((tls, deadline)) = Box::pin(accept_tls(tcp, acceptor, &self.limits)).await else {
+        let Some((tls, alpn, deadline)) = Box::pin(accept_tls(tcp, tls, &self.limits)).await else {
             return;
         };
-        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        if alpn.as_deref() == Some(b"h2") {
             return http2::serve(self, tls, deadline, peer).await;
         }
         let opened = Box::pin(self.open_tunnel(tls, deadline, peer)).await;
@@ -144,7 +148,7 @@ impl FrontDoor {
             // the site's own session (see `site_threads`); this task ends.
             let home = admitted.home.clone();
             let relayed = async move {
-                if let Err(e) = tls.get_mut().0.get_mut().rehome() {
+                if let Err(e) = tls.get_mut().rehome() {
                     return admitted.audit_unused(peer, &format!("error_partner: {e}"));
                 }
                 self.tunnel(tls, &early, admitted, peer).await
@@ -392,22 +396,23 @@ impl Admitted {
     }
 }
 
-/// TCP → TLS within the head timeout; returns the stream and the deadline
-/// for the first request, which the same timeout bounds.
+/// TCP → TLS within the head timeout; returns the stream, the ALPN
+/// protocol agreed and the deadline for the first request, which the same
+/// timeout bounds.
 async fn accept_tls(
     tcp: TcpStream,
-    acceptor: TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     limits: &GatewaySection,
-) -> Option<(PartnerTls, Instant)> {
+) -> Option<(PartnerTls, Option<Vec<u8>>, Instant)> {
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + limits.head_timeout();
     match timeout_at(
         deadline,
-        acceptor.accept(ReadAhead::new(MovableTcp::new(tcp))),
+        crate::own_tls::accept(MovableTcp::new(tcp), config),
     )
     .await
     {
-        Ok(Ok(tls)) => Some((tls, deadline)),
+        Ok(Ok(accepted)) => Some((accepted.tls, accepted.alpn, deadline)),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
             None

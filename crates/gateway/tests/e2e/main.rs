@@ -48,3 +48,4 @@ mod resilience;
 mod server_first;
 mod ssh;
 mod standalone;
+mod tls12;

@@ -1,5 +1,6 @@
 //! The record layer against rustls on the other end (as an older agent or
-//! gateway would be) and against itself, over loopback TCP.
+//! gateway, or a partner's client, would be) and against itself, over
+//! loopback TCP; TLS 1.3, and TLS 1.2 as the front door serves it.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{accept, connect, SiteTls};
+use super::{accept, connect, OwnTls};
 
 const NAME: &str = "site.test";
 
@@ -19,6 +20,22 @@ struct Configs {
 }
 
 fn configs() -> Configs {
+    configs_with(&[&rustls::version::TLS13], None)
+}
+
+/// A front-door-like server (TLS 1.2 and 1.3, ALPN) and a client that
+/// speaks TLS 1.2 only, with `suite` alone when given.
+fn tls12_configs(suite: Option<rustls::SupportedCipherSuite>) -> Configs {
+    let mut c = configs_with(&[&rustls::version::TLS12], suite);
+    let server = Arc::get_mut(&mut c.server).unwrap();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    c
+}
+
+fn configs_with(
+    client_versions: &[&'static rustls::SupportedProtocolVersion],
+    suite: Option<rustls::SupportedCipherSuite>,
+) -> Configs {
     let certified = rcgen::generate_simple_self_signed(vec![NAME.to_string()]).unwrap();
     let cert = CertificateDer::from(certified.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -26,7 +43,7 @@ fn configs() -> Configs {
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
+        .with_protocol_versions(rustls::ALL_VERSIONS)
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)
@@ -35,8 +52,12 @@ fn configs() -> Configs {
     server.ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(cert).unwrap();
-    let mut client = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
+    let mut client_provider = rustls::crypto::ring::default_provider();
+    if let Some(suite) = suite {
+        client_provider.cipher_suites = vec![suite];
+    }
+    let mut client = ClientConfig::builder_with_provider(Arc::new(client_provider))
+        .with_protocol_versions(client_versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -102,13 +123,13 @@ where
 }
 
 /// A handshake between this module's client and server over loopback TCP.
-async fn ours_on_both_ends(c: &Configs) -> (SiteTls<TcpStream>, SiteTls<TcpStream>) {
+async fn ours_on_both_ends(c: &Configs) -> (OwnTls<TcpStream>, OwnTls<TcpStream>) {
     let (client_tcp, server_tcp) = tcp_pair().await;
     let (client, server) = tokio::join!(
         connect(client_tcp, c.client.clone(), name()),
         accept(server_tcp, c.server.clone())
     );
-    (client.unwrap().tls, server.unwrap())
+    (client.unwrap().tls, server.unwrap().tls)
 }
 
 fn sha(data: &[u8]) -> [u8; 32] {
@@ -128,7 +149,7 @@ async fn ours_as_server_against_rustls_as_client() {
     let (up_sha, down_sha) = (sha(&up), sha(&down));
     let ((at_client, _), (at_server, _)) = tokio::join!(
         exchange(client.unwrap(), up),
-        exchange(server.unwrap(), down)
+        exchange(server.unwrap().tls, down)
     );
     assert_eq!(at_server, up_sha);
     assert_eq!(at_client, down_sha);
@@ -191,7 +212,7 @@ async fn a_key_update_rustls_asks_for_is_answered() {
         accept(server_tcp, c.server.clone())
     );
     let mut client = client.unwrap();
-    let mut server = server.unwrap();
+    let mut server = server.unwrap().tls;
     // rustls asks for a key update in return (update_requested).
     client.get_mut().1.refresh_traffic_keys().unwrap();
     client.write_all(b"after the update").await.unwrap();
@@ -347,5 +368,135 @@ async fn bytes_that_are_not_records_end_the_connection_with_an_error() {
             std::io::ErrorKind::InvalidData,
             "{bytes:?}: {err}"
         );
+    }
+}
+
+#[tokio::test]
+async fn tls12_clients_of_the_front_door_get_their_bytes_both_ways() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    for suite in [
+        None,
+        Some(cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+        Some(cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+    ] {
+        let mut c = tls12_configs(suite);
+        Arc::get_mut(&mut c.client).unwrap().alpn_protocols = vec![b"http/1.1".to_vec()];
+        let (client_tcp, server_tcp) = tcp_pair().await;
+        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+        let (client, server) = tokio::join!(
+            connector.connect(name(), client_tcp),
+            accept(server_tcp, c.server.clone())
+        );
+        let (client, server) = (client.unwrap(), server.unwrap());
+        assert_eq!(
+            client.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        if let Some(suite) = suite {
+            assert_eq!(client.get_ref().1.negotiated_cipher_suite(), Some(suite));
+        }
+        assert_eq!(server.alpn.as_deref(), Some(&b"http/1.1"[..]));
+        let (up, down) = (pattern(3 << 20, 11), pattern(2 << 20, 12));
+        let (up_sha, down_sha) = (sha(&up), sha(&down));
+        let ((at_client, _), (at_server, _)) =
+            tokio::join!(exchange(client, up), exchange(server.tls, down));
+        assert_eq!(at_server, up_sha, "{suite:?}");
+        assert_eq!(at_client, down_sha, "{suite:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_agreed_alpn_protocol_comes_with_the_connection() {
+    for (offered, agreed) in [
+        (vec![b"h2".to_vec(), b"http/1.1".to_vec()], Some(&b"h2"[..])),
+        (vec![b"http/1.1".to_vec()], Some(&b"http/1.1"[..])),
+        (vec![], None),
+    ] {
+        let mut c = tls12_configs(None);
+        let client = Arc::get_mut(&mut c.client).unwrap();
+        client.alpn_protocols = offered;
+        let (client_tcp, server_tcp) = tcp_pair().await;
+        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+        let (client, server) = tokio::join!(
+            connector.connect(name(), client_tcp),
+            accept(server_tcp, c.server.clone())
+        );
+        client.unwrap();
+        assert_eq!(server.unwrap().alpn.as_deref(), agreed);
+    }
+}
+
+#[tokio::test]
+async fn tls12_warnings_are_ignored_and_a_renegotiation_ends_the_connection() {
+    let c = tls12_configs(None);
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let (mut client, mut server) = (client.unwrap().tls, server.unwrap().tls);
+    // A warning alert (no_renegotiation), then data: the data arrives.
+    let warning = client
+        .sealer
+        .seal(rustls::ContentType::Alert, &[&[1, 100]])
+        .unwrap();
+    client.get_mut().write_all(&warning).await.unwrap();
+    client.write_all(b"still here").await.unwrap();
+    client.flush().await.unwrap();
+    let mut got = [0u8; 10];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"still here");
+    // A handshake message (a ClientHello starting a renegotiation).
+    let hello = client
+        .sealer
+        .seal(rustls::ContentType::Handshake, &[&[1, 0, 0, 0]])
+        .unwrap();
+    client.get_mut().write_all(&hello).await.unwrap();
+    let err = server.read(&mut got).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("renegotiate"), "{err}");
+}
+
+#[tokio::test]
+async fn tls12_has_no_key_update_so_used_up_keys_end_the_connection() {
+    let c = tls12_configs(None);
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let (client, server) = tokio::join!(
+        connect(client_tcp, c.client.clone(), name()),
+        accept(server_tcp, c.server.clone())
+    );
+    let (mut client, _server) = (client.unwrap().tls, server.unwrap().tls);
+    client.sealer.update_after(2);
+    let err = client.write_all(&pattern(256 << 10, 13)).await.unwrap_err();
+    assert!(err.to_string().contains("no key update"), "{err}");
+}
+
+#[tokio::test]
+async fn rustls_clients_resume_their_session_with_our_server() {
+    // TLS 1.3 (a ticket that comes after the handshake) and TLS 1.2 (one
+    // in the handshake): the second connection of each client resumes.
+    for c in [configs(), tls12_configs(None)] {
+        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+        for round in 0..2 {
+            let (client_tcp, server_tcp) = tcp_pair().await;
+            let (client, server) = tokio::join!(
+                connector.connect(name(), client_tcp),
+                accept(server_tcp, c.server.clone())
+            );
+            let (client, server) = (client.unwrap(), server.unwrap());
+            let expected = if round == 0 {
+                HandshakeKind::Full
+            } else {
+                HandshakeKind::Resumed
+            };
+            assert_eq!(client.get_ref().1.handshake_kind(), Some(expected));
+            // Reading lets the client take in a TLS 1.3 ticket.
+            let (up, down) = (pattern(1000, 14), pattern(1000, 15));
+            let ((at_client, _), (at_server, _)) = tokio::join!(
+                exchange(client, up.clone()),
+                exchange(server.tls, down.clone())
+            );
+            assert_eq!((at_server, at_client), (sha(&up), sha(&down)));
+        }
     }
 }

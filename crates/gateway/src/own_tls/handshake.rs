@@ -1,10 +1,11 @@
-//! The TLS handshake of a site connection, done by rustls's unbuffered
-//! connection over an async transport, then handed to [`SiteTls`].
+//! The TLS handshake, done by rustls's unbuffered connection over an async
+//! transport, then handed to [`OwnTls`].
 //!
 //! Only the unbuffered connections convert into a
 //! [`rustls::kernel::KernelConnection`] (which keeps computing key updates
 //! and storing tickets); the configs must have `enable_secret_extraction`
-//! set and allow TLS 1.3 only ([`site_server_config`], the agent's config).
+//! set (`crate::tls`: the site connection's are TLS 1.3 only, the front
+//! door's also take TLS 1.2).
 
 use std::io;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, InsufficientSizeError, Un
 use rustls::{ClientConfig, ExtractedSecrets, HandshakeKind, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::stream::{Kernel, SiteTls};
+use super::stream::{Kernel, OwnTls};
 
 /// The most handshake bytes received before the handshake ends (a
 /// certificate chain in a few records).
@@ -190,20 +191,31 @@ where
     }
 }
 
-/// Accepts a site connection's TLS on `io`.
-pub async fn accept<S>(mut io: S, config: Arc<ServerConfig>) -> io::Result<SiteTls<S>>
+/// A finished server handshake: the connection and what was agreed.
+pub struct Accepted<S> {
+    pub tls: OwnTls<S>,
+    /// The ALPN protocol, when the client offered one we serve.
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// Accepts a client's TLS on `io`.
+pub async fn accept<S>(mut io: S, config: Arc<ServerConfig>) -> io::Result<Accepted<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
     let leftover = drive(&mut io, &mut conn).await?;
+    let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(tls_error)?;
-    finish(io, Kernel::Server(kernel), secrets, leftover)
+    Ok(Accepted {
+        tls: finish(io, Kernel::Server(kernel), secrets, leftover)?,
+        alpn,
+    })
 }
 
 /// A finished client handshake: the connection and what the server showed.
 pub struct Connected<S> {
-    pub tls: SiteTls<S>,
+    pub tls: OwnTls<S>,
     pub peer_certificates: Vec<CertificateDer<'static>>,
     pub kind: Option<HandshakeKind>,
 }
@@ -237,7 +249,7 @@ fn finish<S>(
     kernel: Kernel,
     secrets: ExtractedSecrets,
     leftover: Leftover,
-) -> io::Result<SiteTls<S>> {
-    SiteTls::new(io, kernel, secrets, leftover.ciphertext, leftover.plaintext)
+) -> io::Result<OwnTls<S>> {
+    OwnTls::new(io, kernel, secrets, leftover.ciphertext, leftover.plaintext)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -1,10 +1,12 @@
-//! TLS 1.3 record protection with the keys rustls hands over after the
+//! TLS record protection with the keys rustls hands over after the
 //! handshake: seal a record from plaintext slices, open a received record
 //! in place, and read the post-handshake messages a peer may send.
 //!
-//! The AEAD work is rustls's own (`Tls13AeadAlgorithm`'s encrypter and
-//! decrypter: nonce, additional data, padding); what is done here is the
-//! framing around it and the sequence numbers.
+//! Site connections are TLS 1.3 only; the front door also serves TLS 1.2
+//! clients, so both versions' records are here ([`Suite`]). The AEAD work
+//! is rustls's own (the suites' encrypters and decrypters: nonces, explicit
+//! nonces, additional data, padding); what is done here is the framing
+//! around it and the sequence numbers.
 
 use std::ops::Range;
 
@@ -12,14 +14,21 @@ use rustls::crypto::cipher::{
     AeadKey, InboundOpaqueMessage, Iv, MessageDecrypter, MessageEncrypter, OutboundChunks,
     OutboundPlainMessage,
 };
-use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion, Tls13CipherSuite};
+use rustls::{
+    ConnectionTrafficSecrets, ContentType, ProtocolVersion, SupportedCipherSuite, Tls12CipherSuite,
+    Tls13CipherSuite,
+};
 
 /// Record header: type, legacy version, length.
 pub const HEADER_LEN: usize = 5;
 /// Largest plaintext in one record (RFC 8446 section 5.1).
 pub const MAX_PLAINTEXT: usize = 16 * 1024;
-/// Largest ciphertext after the header (RFC 8446 section 5.2).
-pub const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 256;
+/// Largest ciphertext after the header of a TLS 1.3 record (RFC 8446
+/// section 5.2).
+pub const MAX_CIPHERTEXT_TLS13: usize = MAX_PLAINTEXT + 256;
+/// Largest ciphertext after the header of any record (TLS 1.2 allows more:
+/// RFC 5246 section 6.2.3).
+pub const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 2048;
 /// Largest post-handshake message buffered across records; a session
 /// ticket is a few hundred bytes, a key update five.
 pub const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
@@ -50,8 +59,14 @@ pub enum RecordError {
     Malformed(&'static str),
     #[error("the peer sent alert {0}")]
     Alert(u8),
-    #[error("cipher suite {0:?} of the connection is not TLS 1.3")]
-    NotTls13(rustls::CipherSuite),
+    #[error("cipher suite {0:?} with protocol {1:?} has no record layer here")]
+    Unsupported(rustls::CipherSuite, ProtocolVersion),
+    #[error("the peer asked to renegotiate, which comgate does not do")]
+    Renegotiation,
+    #[error(
+        "TLS 1.2 has no key update, and the keys have sealed as many records as the suite allows"
+    )]
+    KeysUsedUp,
     #[error("unknown traffic secret kind")]
     UnknownSecrets,
     #[error("key update: {0}")]
@@ -69,11 +84,85 @@ fn key_and_iv(secrets: ConnectionTrafficSecrets) -> Result<(AeadKey, Iv), Record
     }
 }
 
+/// The connection's cipher suite, which says how its records look.
+#[derive(Debug, Clone, Copy)]
+pub enum Suite {
+    Tls13(&'static Tls13CipherSuite),
+    Tls12(&'static Tls12CipherSuite),
+}
+
+impl Suite {
+    /// The suite rustls negotiated, for the protocol version it negotiated.
+    pub fn new(suite: SupportedCipherSuite, version: ProtocolVersion) -> Result<Self, RecordError> {
+        match (suite, version) {
+            (SupportedCipherSuite::Tls13(s), ProtocolVersion::TLSv1_3) => Ok(Suite::Tls13(s)),
+            (SupportedCipherSuite::Tls12(s), ProtocolVersion::TLSv1_2) => Ok(Suite::Tls12(s)),
+            (s, version) => Err(RecordError::Unsupported(s.suite(), version)),
+        }
+    }
+
+    pub fn is_tls13(self) -> bool {
+        matches!(self, Suite::Tls13(_))
+    }
+
+    fn decrypter(
+        self,
+        secrets: ConnectionTrafficSecrets,
+    ) -> Result<Box<dyn MessageDecrypter>, RecordError> {
+        let (key, iv) = key_and_iv(secrets)?;
+        Ok(match self {
+            Suite::Tls13(s) => s.aead_alg.decrypter(key, iv),
+            Suite::Tls12(s) => {
+                // The extracted IV is the fixed part and, for AES-GCM, the
+                // first explicit nonce; a TLS 1.2 decrypter takes the
+                // fixed part (the explicit nonce comes with each record).
+                let fixed = s.aead_alg.key_block_shape().fixed_iv_len;
+                s.aead_alg.decrypter(key, &iv.as_ref()[..fixed])
+            }
+        })
+    }
+
+    fn encrypter(
+        self,
+        secrets: ConnectionTrafficSecrets,
+    ) -> Result<Box<dyn MessageEncrypter>, RecordError> {
+        let (key, iv) = key_and_iv(secrets)?;
+        Ok(match self {
+            Suite::Tls13(s) => s.aead_alg.encrypter(key, iv),
+            Suite::Tls12(s) => {
+                let shape = s.aead_alg.key_block_shape();
+                let iv = iv.as_ref();
+                let fixed = shape.fixed_iv_len;
+                let explicit = &iv[fixed..fixed + shape.explicit_nonce_len];
+                s.aead_alg.encrypter(key, &iv[..fixed], explicit)
+            }
+        })
+    }
+
+    /// Records one key may protect.
+    fn confidentiality_limit(self) -> u64 {
+        match self {
+            Suite::Tls13(s) => s.common.confidentiality_limit,
+            Suite::Tls12(s) => s.common.confidentiality_limit,
+        }
+    }
+}
+
 /// Length of the ciphertext that follows a record header, checked.
-pub fn body_len(header: &[u8; HEADER_LEN]) -> Result<usize, RecordError> {
+pub fn body_len(header: &[u8; HEADER_LEN], suite: Suite) -> Result<usize, RecordError> {
     // After the handshake every TLS 1.3 record is application_data on the
-    // outside; change_cipher_spec is only allowed during the handshake.
-    if header[0] != u8::from(ContentType::ApplicationData) {
+    // outside; TLS 1.2 shows alerts and handshake messages (renegotiation,
+    // refused once opened) as such. change_cipher_spec is only allowed
+    // during the handshake.
+    let types: &[ContentType] = match suite {
+        Suite::Tls13(_) => &[ContentType::ApplicationData],
+        Suite::Tls12(_) => &[
+            ContentType::ApplicationData,
+            ContentType::Alert,
+            ContentType::Handshake,
+        ],
+    };
+    if !types.iter().any(|t| u8::from(*t) == header[0]) {
         return Err(RecordError::OuterType(header[0]));
     }
     if header[1..3] != LEGACY_VERSION {
@@ -82,7 +171,11 @@ pub fn body_len(header: &[u8; HEADER_LEN]) -> Result<usize, RecordError> {
         ])));
     }
     let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-    if len > MAX_CIPHERTEXT {
+    let max = match suite {
+        Suite::Tls13(_) => MAX_CIPHERTEXT_TLS13,
+        Suite::Tls12(_) => MAX_CIPHERTEXT,
+    };
+    if len > max {
         return Err(RecordError::TooLong(len));
     }
     Ok(len)
@@ -96,25 +189,25 @@ pub struct Opener {
 
 impl Opener {
     pub fn new(
-        suite: &Tls13CipherSuite,
+        suite: Suite,
         seq: u64,
         secrets: ConnectionTrafficSecrets,
     ) -> Result<Self, RecordError> {
-        let (key, iv) = key_and_iv(secrets)?;
         Ok(Opener {
-            decrypter: suite.aead_alg.decrypter(key, iv),
+            decrypter: suite.decrypter(secrets)?,
             seq,
         })
     }
 
     /// Decrypts `record` (header and ciphertext, whose header
-    /// [`body_len`] accepted) in place. Returns the inner content type and
-    /// where the plaintext lies in `record`.
+    /// [`body_len`] accepted) in place. Returns the content type (TLS 1.3:
+    /// the inner one) and where the plaintext lies in `record`.
     pub fn open(&mut self, record: &mut [u8]) -> Result<(ContentType, Range<usize>), RecordError> {
-        let body = &mut record[HEADER_LEN..];
+        let (header, body) = record.split_at_mut(HEADER_LEN);
         let base = body.as_ptr() as usize;
+        // The outer type is part of TLS 1.2's additional data.
         let message =
-            InboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, body);
+            InboundOpaqueMessage::new(ContentType::from(header[0]), ProtocolVersion::TLSv1_2, body);
         let plain = self
             .decrypter
             .decrypt(message, self.seq)
@@ -137,16 +230,15 @@ pub struct Sealer {
 
 impl Sealer {
     pub fn new(
-        suite: &Tls13CipherSuite,
+        suite: Suite,
         seq: u64,
         secrets: ConnectionTrafficSecrets,
     ) -> Result<Self, RecordError> {
-        let (key, iv) = key_and_iv(secrets)?;
         // Well before the suite's limit on records under one key (2^24
         // for AES-GCM): rustls refreshes its keys near the same point.
-        let limit = suite.common.confidentiality_limit;
+        let limit = suite.confidentiality_limit();
         Ok(Sealer {
-            encrypter: suite.aead_alg.encrypter(key, iv),
+            encrypter: suite.encrypter(secrets)?,
             seq,
             update_at: limit.saturating_sub(limit / 16).min(1 << 40),
         })
@@ -232,10 +324,25 @@ pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
 mod tests {
     use super::*;
 
-    fn suite() -> &'static Tls13CipherSuite {
-        rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384
-            .tls13()
-            .unwrap()
+    fn suite() -> Suite {
+        Suite::Tls13(
+            rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384
+                .tls13()
+                .unwrap(),
+        )
+    }
+
+    fn tls12_suites() -> [Suite; 2] {
+        use rustls::crypto::ring::cipher_suite as cs;
+        [
+            // 32-byte keys: rustls makes shorter test keys only inside.
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ]
+        .map(|s| match s {
+            SupportedCipherSuite::Tls12(s) => Suite::Tls12(s),
+            SupportedCipherSuite::Tls13(_) => unreachable!(),
+        })
     }
 
     fn secrets(byte: u8) -> ConnectionTrafficSecrets {
@@ -253,7 +360,10 @@ mod tests {
             let (a, b) = text.split_at(text.len() / 2);
             let mut record = sealer.seal(ContentType::ApplicationData, &[a, b]).unwrap();
             let header: [u8; HEADER_LEN] = record[..HEADER_LEN].try_into().unwrap();
-            assert_eq!(body_len(&header).unwrap(), record.len() - HEADER_LEN);
+            assert_eq!(
+                body_len(&header, suite()).unwrap(),
+                record.len() - HEADER_LEN
+            );
             let (typ, range) = opener.open(&mut record).unwrap();
             assert_eq!(typ, ContentType::ApplicationData);
             assert_eq!(&record[range], text);
@@ -286,25 +396,80 @@ mod tests {
 
     #[test]
     fn headers_are_checked() {
-        assert_eq!(body_len(&[23, 3, 3, 0, 20]).unwrap(), 20);
+        let tls13 = suite();
+        let [tls12, _] = tls12_suites();
+        assert_eq!(body_len(&[23, 3, 3, 0, 20], tls13).unwrap(), 20);
         assert!(matches!(
-            body_len(&[22, 3, 3, 0, 20]),
+            body_len(&[22, 3, 3, 0, 20], tls13),
             Err(RecordError::OuterType(22))
         ));
         assert!(matches!(
-            body_len(&[20, 3, 3, 0, 1]),
-            Err(RecordError::OuterType(20))
+            body_len(&[21, 3, 3, 0, 20], tls13),
+            Err(RecordError::OuterType(21))
         ));
+        // TLS 1.2 shows alerts and handshake messages as such.
+        assert_eq!(body_len(&[21, 3, 3, 0, 26], tls12).unwrap(), 26);
+        assert_eq!(body_len(&[22, 3, 3, 0, 40], tls12).unwrap(), 40);
+        for suite in [tls13, tls12] {
+            assert!(matches!(
+                body_len(&[20, 3, 3, 0, 1], suite),
+                Err(RecordError::OuterType(20))
+            ));
+            assert!(matches!(
+                body_len(&[23, 3, 1, 0, 20], suite),
+                Err(RecordError::Version(0x0301))
+            ));
+        }
+        let [hi, lo] = ((MAX_CIPHERTEXT_TLS13 + 1) as u16).to_be_bytes();
         assert!(matches!(
-            body_len(&[23, 3, 1, 0, 20]),
-            Err(RecordError::Version(0x0301))
-        ));
-        let too_long = (MAX_CIPHERTEXT + 1) as u16;
-        let [hi, lo] = too_long.to_be_bytes();
-        assert!(matches!(
-            body_len(&[23, 3, 3, hi, lo]),
+            body_len(&[23, 3, 3, hi, lo], tls13),
             Err(RecordError::TooLong(_))
         ));
+        assert_eq!(
+            body_len(&[23, 3, 3, hi, lo], tls12).unwrap(),
+            MAX_CIPHERTEXT_TLS13 + 1
+        );
+        let [hi, lo] = ((MAX_CIPHERTEXT + 1) as u16).to_be_bytes();
+        assert!(matches!(
+            body_len(&[23, 3, 3, hi, lo], tls12),
+            Err(RecordError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn tls12_records_open_with_their_outer_type_and_explicit_nonce() {
+        for (i, suite) in tls12_suites().into_iter().enumerate() {
+            let secrets = |byte: u8| {
+                let (key, iv) = (AeadKey::from([byte; 32]), Iv::new([byte; 12]));
+                if i == 0 {
+                    ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+                } else {
+                    ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv }
+                }
+            };
+            let mut sealer = Sealer::new(suite, 3, secrets(5)).unwrap();
+            let mut opener = Opener::new(suite, 3, secrets(5)).unwrap();
+            for (typ, text) in [
+                (ContentType::ApplicationData, &b"tls 1.2 data"[..]),
+                (ContentType::Alert, &CLOSE_NOTIFY[..]),
+                (ContentType::ApplicationData, &[7u8; MAX_PLAINTEXT][..]),
+            ] {
+                let mut record = sealer.seal(typ, &[text]).unwrap();
+                assert_eq!(record[0], u8::from(typ));
+                let header: [u8; HEADER_LEN] = record[..HEADER_LEN].try_into().unwrap();
+                assert_eq!(body_len(&header, suite).unwrap(), record.len() - HEADER_LEN);
+                let (opened, range) = opener.open(&mut record).unwrap();
+                assert_eq!(opened, typ);
+                assert_eq!(&record[range], text);
+            }
+            // The outer type is authenticated: relabelled, it does not open.
+            let mut record = sealer.seal(ContentType::ApplicationData, &[b"x"]).unwrap();
+            record[0] = u8::from(ContentType::Alert);
+            assert!(matches!(
+                opener.open(&mut record),
+                Err(RecordError::Open(_))
+            ));
+        }
     }
 
     #[test]
@@ -344,7 +509,7 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
         ) {
             if let Some(header) = bytes.first_chunk::<HEADER_LEN>() {
-                if let Ok(len) = body_len(header) {
+                if let Ok(len) = body_len(header, suite()) {
                     proptest::prop_assert!(len <= MAX_CIPHERTEXT);
                 }
             }

@@ -1,11 +1,13 @@
-//! [`SiteTls`]: the site connection's TLS once the handshake is over, an
+//! [`OwnTls`]: a connection's TLS once the handshake is over, an
 //! `AsyncRead + AsyncWrite` over the transport that reads records into one
 //! buffer, decrypts them there and hands the plaintext out from it.
 //!
-//! Memory follows traffic as in `read_ahead.rs`: the read buffer exists
-//! while bytes arrive and is dropped when the transport has nothing more
-//! (an idle site holds no buffer), and sealed records are held only until
-//! the transport takes them.
+//! Memory follows traffic: the read buffer exists while bytes arrive and
+//! is dropped when the transport has nothing more (an idle site or tunnel
+//! holds no buffer), and sealed records are held only until the transport
+//! takes them. Reads take up to four records per system call (rustls alone
+//! reads 4 KiB, so a full record cost four or five `recv`s), into the
+//! buffer's spare capacity, never zeroed.
 //!
 //! The read and write sides never poll the transport for the other
 //! direction: under `tokio::io::split` they run in different tasks, and a
@@ -21,12 +23,13 @@ use std::task::{ready, Context, Poll};
 use rustls::client::ClientConnectionData;
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
-use rustls::{ContentType, ExtractedSecrets, ProtocolVersion, Tls13CipherSuite};
+use rustls::{ContentType, ExtractedSecrets};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::records::{
-    body_len, next_handshake_message, Opener, PostHandshake, RecordError, Sealer, CLOSE_NOTIFY,
-    HEADER_LEN, KEY_UPDATE_NOT_REQUESTED, MAX_CIPHERTEXT, MAX_HANDSHAKE_MESSAGE, MAX_PLAINTEXT,
+    body_len, next_handshake_message, Opener, PostHandshake, RecordError, Sealer, Suite,
+    CLOSE_NOTIFY, HEADER_LEN, KEY_UPDATE_NOT_REQUESTED, MAX_CIPHERTEXT, MAX_HANDSHAKE_MESSAGE,
+    MAX_PLAINTEXT,
 };
 
 /// Bytes read from the transport per system call: four full records.
@@ -43,6 +46,7 @@ const MAX_IOVECS: usize = 64;
 /// (BoringSSL's limit): more is a peer making us derive keys for nothing.
 const MAX_KEY_UPDATES_IN_A_ROW: u32 = 32;
 const CLOSE_NOTIFY_DESCRIPTION: u8 = 0;
+const ALERT_WARNING: u8 = 1;
 const USER_CANCELED: u8 = 90;
 
 /// rustls's side of the connection after the handshake: new traffic
@@ -53,14 +57,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    fn suite(&self) -> Result<&'static Tls13CipherSuite, RecordError> {
-        let (suite, version) = match self {
-            Kernel::Client(k) => (k.negotiated_cipher_suite(), k.protocol_version()),
-            Kernel::Server(k) => (k.negotiated_cipher_suite(), k.protocol_version()),
-        };
-        match suite.tls13() {
-            Some(s) if version == ProtocolVersion::TLSv1_3 => Ok(s),
-            _ => Err(RecordError::NotTls13(suite.suite())),
+    fn suite(&self) -> Result<Suite, RecordError> {
+        match self {
+            Kernel::Client(k) => Suite::new(k.negotiated_cipher_suite(), k.protocol_version()),
+            Kernel::Server(k) => Suite::new(k.negotiated_cipher_suite(), k.protocol_version()),
         }
     }
 
@@ -89,11 +89,12 @@ impl Kernel {
     }
 }
 
-/// TLS 1.3 over `S` with records of our own; see the module docs.
-pub struct SiteTls<S> {
+/// TLS over `S` with records of our own (TLS 1.3, and TLS 1.2 for the
+/// front door's older clients); see the module docs.
+pub struct OwnTls<S> {
     io: S,
     kernel: Kernel,
-    suite: &'static Tls13CipherSuite,
+    suite: Suite,
     opener: Opener,
     pub(super) sealer: Sealer,
     /// Received bytes, `rbuf[rpos..]` not yet opened. No allocation when
@@ -123,7 +124,7 @@ pub struct SiteTls<S> {
     updates_in_a_row: u32,
 }
 
-impl<S> SiteTls<S> {
+impl<S> OwnTls<S> {
     /// Takes over after rustls's handshake: `leftover` are received bytes
     /// rustls did not process (the start of a record), `early` plaintext
     /// it already decrypted.
@@ -144,7 +145,7 @@ impl<S> SiteTls<S> {
             rbuf.extend_from_slice(&leftover);
             rbuf
         };
-        Ok(SiteTls {
+        Ok(OwnTls {
             io,
             kernel,
             suite,
@@ -212,7 +213,7 @@ impl<S> SiteTls<S> {
         let header: [u8; HEADER_LEN] = self.rbuf[self.rpos..self.rpos + HEADER_LEN]
             .try_into()
             .expect("header length");
-        let len = body_len(&header)?;
+        let len = body_len(&header, self.suite)?;
         let end = self.rpos + HEADER_LEN + len;
         if end > self.rbuf.len() {
             return Ok(false);
@@ -233,9 +234,15 @@ impl<S> SiteTls<S> {
                 [_, CLOSE_NOTIFY_DESCRIPTION] => self.read_closed = true,
                 // A warning that a close_notify follows (RFC 8446 6.1).
                 [_, USER_CANCELED] => {}
+                // TLS 1.2 lets a connection go on after a warning.
+                [ALERT_WARNING, _] if !self.suite.is_tls13() => {}
                 [_, description] => return Err(RecordError::Alert(description)),
                 _ => return Err(RecordError::Malformed("alert")),
             },
+            // In TLS 1.2 a handshake message now starts a renegotiation.
+            ContentType::Handshake if !self.suite.is_tls13() => {
+                return Err(RecordError::Renegotiation)
+            }
             ContentType::Handshake => {
                 if self.handshake.len() + range.len() > MAX_HANDSHAKE_MESSAGE {
                     return Err(RecordError::Malformed("oversized post-handshake message"));
@@ -282,6 +289,10 @@ impl<S> SiteTls<S> {
 
     /// Seals a key update and switches to the next sending keys.
     pub(super) fn seal_key_update(&mut self) -> Result<(), RecordError> {
+        if !self.suite.is_tls13() {
+            // About 2^24 records under one key: 256 GiB through one tunnel.
+            return Err(RecordError::KeysUsedUp);
+        }
         let record = self
             .sealer
             .seal(ContentType::Handshake, &[&KEY_UPDATE_NOT_REQUESTED])?;
@@ -334,7 +345,7 @@ impl<S> SiteTls<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> SiteTls<S> {
+impl<S: AsyncWrite + Unpin> OwnTls<S> {
     /// Writes sealed records until none is left or the transport waits.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
@@ -372,7 +383,7 @@ impl<S: AsyncWrite + Unpin> SiteTls<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for SiteTls<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for OwnTls<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -449,7 +460,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SiteTls<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SiteTls<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for OwnTls<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
