@@ -19,9 +19,24 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::stream::{Kernel, OwnTls};
 
-/// The most handshake bytes received before the handshake ends (a
-/// certificate chain in a few records).
-const MAX_HANDSHAKE_BYTES: usize = 256 * 1024;
+/// The most unprocessed handshake bytes a client holds: the server's
+/// flight, whose certificate chain may take a few records.
+const MAX_SERVER_FLIGHT: usize = 256 * 1024;
+/// The most a server holds: rustls takes a ClientHello of up to 64 KiB,
+/// which arrives in five records at most. Partners reach the front door
+/// from anywhere, so a half-sent hello should not cost more.
+const MAX_CLIENT_FLIGHT: usize = 64 * 1024 + 5 * 5 + 1024;
+/// The receive buffer a handshake starts with: a ClientHello is usually
+/// under 2 KiB (a post-quantum key share included); it grows by doubling
+/// when a flight is larger. A connection that has sent nothing yet holds
+/// this much.
+const FIRST_READ: usize = 2 * 1024;
+
+/// The receive buffer's next size when `len` bytes are not enough, or
+/// `None` when `max` is reached.
+fn grown(len: usize, max: usize) -> Option<usize> {
+    (len < max).then(|| (len * 2).min(max))
+}
 
 fn tls_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake: {e}"))
@@ -65,14 +80,15 @@ struct Leftover {
     plaintext: Vec<u8>,
 }
 
-async fn drive<S, C>(io: &mut S, conn: &mut C) -> io::Result<Leftover>
+async fn drive<S, C>(io: &mut S, conn: &mut C, max_incoming: usize) -> io::Result<Leftover>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     C: Unbuffered,
 {
-    let mut incoming = vec![0u8; 16 * 1024];
+    let mut incoming = vec![0u8; FIRST_READ];
     let mut used = 0;
-    let mut outgoing = vec![0u8; 4 * 1024];
+    // Sized by rustls's first flight (InsufficientSize below).
+    let mut outgoing = Vec::new();
     let mut pending = 0;
     let mut plaintext = Vec::new();
     loop {
@@ -146,10 +162,10 @@ where
         }
         if blocked {
             if used == incoming.len() {
-                if incoming.len() >= MAX_HANDSHAKE_BYTES {
+                let Some(len) = grown(incoming.len(), max_incoming) else {
                     return Err(tls_error("handshake messages too large"));
-                }
-                incoming.resize(incoming.len() * 2, 0);
+                };
+                incoming.resize(len, 0);
             }
             let n = io.read(&mut incoming[used..]).await?;
             if n == 0 {
@@ -204,7 +220,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
-    let leftover = drive(&mut io, &mut conn).await?;
+    let leftover = drive(&mut io, &mut conn, MAX_CLIENT_FLIGHT).await?;
     let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(tls_error)?;
     Ok(Accepted {
@@ -230,7 +246,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = UnbufferedClientConnection::new(config, name).map_err(tls_error)?;
-    let leftover = drive(&mut io, &mut conn).await?;
+    let leftover = drive(&mut io, &mut conn, MAX_SERVER_FLIGHT).await?;
     let peer_certificates = conn
         .peer_certificates()
         .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
@@ -252,4 +268,21 @@ fn finish<S>(
 ) -> io::Result<OwnTls<S>> {
     OwnTls::new(io, kernel, secrets, leftover.ciphertext, leftover.plaintext)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receive_buffer_doubles_up_to_its_limit_and_no_further() {
+        assert_eq!(grown(FIRST_READ, MAX_CLIENT_FLIGHT), Some(4 * 1024));
+        assert_eq!(grown(64 * 1024, MAX_CLIENT_FLIGHT), Some(MAX_CLIENT_FLIGHT));
+        assert_eq!(grown(MAX_CLIENT_FLIGHT, MAX_CLIENT_FLIGHT), None);
+        assert_eq!(
+            grown(128 * 1024, MAX_SERVER_FLIGHT),
+            Some(MAX_SERVER_FLIGHT)
+        );
+        assert_eq!(grown(MAX_SERVER_FLIGHT, MAX_SERVER_FLIGHT), None);
+    }
 }

@@ -500,3 +500,30 @@ async fn rustls_clients_resume_their_session_with_our_server() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_hello_larger_than_the_first_read_completes() {
+    // About 6 KiB of ALPN names: the server's receive buffer grows twice.
+    let mut c = tls12_configs(None);
+    let client = Arc::get_mut(&mut c.client).unwrap();
+    client.alpn_protocols = (0..40)
+        .map(|i| format!("protocol-{i:03}-{}", "x".repeat(140)).into_bytes())
+        .chain([b"http/1.1".to_vec()])
+        .collect();
+    let hello_len: usize = client.alpn_protocols.iter().map(|p| p.len() + 1).sum();
+    assert!(hello_len > 4 * 1024);
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+    let (client, server) = tokio::join!(
+        connector.connect(name(), client_tcp),
+        accept(server_tcp, c.server.clone())
+    );
+    let server = server.unwrap();
+    assert_eq!(server.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let (up, down) = (pattern(100_000, 16), pattern(100_000, 17));
+    let ((at_client, _), (at_server, _)) = tokio::join!(
+        exchange(client.unwrap(), up.clone()),
+        exchange(server.tls, down.clone())
+    );
+    assert_eq!((at_server, at_client), (sha(&up), sha(&down)));
+}
