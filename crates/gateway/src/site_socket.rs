@@ -16,6 +16,13 @@
 //! floor) held on loopback, where it drains in a tenth of that, cost about
 //! a quarter of an 8-stream upload: the sending thread woke for every
 //! 128 KiB the receiver took. [`SiteSocket`] wraps the transport to do this.
+//!
+//! On loopback the kernel's delivery-rate samples (1.5-20 GB/s) are far
+//! above what the receiving process drains, so the limit sits near the
+//! ceiling there and the stream's flow-control window bounds the queue
+//! instead. Capping the rate by how fast the socket takes our writes held
+//! the limit near 1 ms of real drain but cost download throughput
+//! (BENCHMARKS.md, session 14), so it was not kept.
 
 use std::io;
 use std::os::fd::AsRawFd;

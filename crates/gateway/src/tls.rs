@@ -243,6 +243,13 @@ pub fn server_config(
     identity: &Identity,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    Ok(Arc::new(tls_server_config(identity, alpn)?))
+}
+
+fn tls_server_config(
+    identity: &Identity,
+    alpn: &[&[u8]],
+) -> Result<rustls::ServerConfig, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -250,14 +257,14 @@ pub fn server_config(
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
     cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    Ok(Arc::new(cfg))
+    Ok(cfg)
 }
 
 /// The front door's server configuration: [`server_config`] with the
 /// front door's ALPN protocols and the traffic secrets handed to comgate's
 /// own record layer after the handshake (`own_tls`), TLS 1.2 and 1.3.
 pub fn front_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut cfg = Arc::unwrap_or_clone(server_config(identity, crate::front_door::ALPN)?);
+    let mut cfg = tls_server_config(identity, crate::front_door::ALPN)?;
     cfg.enable_secret_extraction = true;
     Ok(Arc::new(cfg))
 }

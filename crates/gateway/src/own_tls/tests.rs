@@ -132,6 +132,20 @@ async fn ours_on_both_ends(c: &Configs) -> (OwnTls<TcpStream>, OwnTls<TcpStream>
     (client.unwrap().tls, server.unwrap().tls)
 }
 
+/// A handshake of a tokio-rustls client (a partner's client, an older
+/// agent) with this module's server over loopback TCP.
+async fn rustls_client_and_ours(c: &Configs) -> (RustlsClient, super::Accepted<TcpStream>) {
+    let (client_tcp, server_tcp) = tcp_pair().await;
+    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
+    let (client, server) = tokio::join!(
+        connector.connect(name(), client_tcp),
+        accept(server_tcp, c.server.clone())
+    );
+    (client.unwrap(), server.unwrap())
+}
+
+type RustlsClient = tokio_rustls::client::TlsStream<TcpStream>;
+
 fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
@@ -139,18 +153,11 @@ fn sha(data: &[u8]) -> [u8; 32] {
 #[tokio::test]
 async fn ours_as_server_against_rustls_as_client() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
-    let (client, server) = tokio::join!(
-        connector.connect(name(), client_tcp),
-        accept(server_tcp, c.server.clone())
-    );
+    let (client, server) = rustls_client_and_ours(&c).await;
     let (up, down) = (pattern(3 << 20, 1), pattern(5 << 20, 2));
     let (up_sha, down_sha) = (sha(&up), sha(&down));
-    let ((at_client, _), (at_server, _)) = tokio::join!(
-        exchange(client.unwrap(), up),
-        exchange(server.unwrap().tls, down)
-    );
+    let ((at_client, _), (at_server, _)) =
+        tokio::join!(exchange(client, up), exchange(server.tls, down));
     assert_eq!(at_server, up_sha);
     assert_eq!(at_client, down_sha);
 }
@@ -205,14 +212,8 @@ async fn ours_on_both_ends_with_key_updates_every_few_records() {
 #[tokio::test]
 async fn a_key_update_rustls_asks_for_is_answered() {
     let c = configs();
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
-    let (client, server) = tokio::join!(
-        connector.connect(name(), client_tcp),
-        accept(server_tcp, c.server.clone())
-    );
-    let mut client = client.unwrap();
-    let mut server = server.unwrap().tls;
+    let (mut client, server) = rustls_client_and_ours(&c).await;
+    let mut server = server.tls;
     // rustls asks for a key update in return (update_requested).
     client.get_mut().1.refresh_traffic_keys().unwrap();
     client.write_all(b"after the update").await.unwrap();
@@ -381,13 +382,7 @@ async fn tls12_clients_of_the_front_door_get_their_bytes_both_ways() {
     ] {
         let mut c = tls12_configs(suite);
         Arc::get_mut(&mut c.client).unwrap().alpn_protocols = vec![b"http/1.1".to_vec()];
-        let (client_tcp, server_tcp) = tcp_pair().await;
-        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
-        let (client, server) = tokio::join!(
-            connector.connect(name(), client_tcp),
-            accept(server_tcp, c.server.clone())
-        );
-        let (client, server) = (client.unwrap(), server.unwrap());
+        let (client, server) = rustls_client_and_ours(&c).await;
         assert_eq!(
             client.get_ref().1.protocol_version(),
             Some(rustls::ProtocolVersion::TLSv1_2)
@@ -415,14 +410,8 @@ async fn the_agreed_alpn_protocol_comes_with_the_connection() {
         let mut c = tls12_configs(None);
         let client = Arc::get_mut(&mut c.client).unwrap();
         client.alpn_protocols = offered;
-        let (client_tcp, server_tcp) = tcp_pair().await;
-        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
-        let (client, server) = tokio::join!(
-            connector.connect(name(), client_tcp),
-            accept(server_tcp, c.server.clone())
-        );
-        client.unwrap();
-        assert_eq!(server.unwrap().alpn.as_deref(), agreed);
+        let (_client, server) = rustls_client_and_ours(&c).await;
+        assert_eq!(server.alpn.as_deref(), agreed);
     }
 }
 
@@ -475,15 +464,10 @@ async fn tls12_has_no_key_update_so_used_up_keys_end_the_connection() {
 async fn rustls_clients_resume_their_session_with_our_server() {
     // TLS 1.3 (a ticket that comes after the handshake) and TLS 1.2 (one
     // in the handshake): the second connection of each client resumes.
+    // The client's session cache lives in its config, shared by both rounds.
     for c in [configs(), tls12_configs(None)] {
-        let connector = tokio_rustls::TlsConnector::from(c.client.clone());
         for round in 0..2 {
-            let (client_tcp, server_tcp) = tcp_pair().await;
-            let (client, server) = tokio::join!(
-                connector.connect(name(), client_tcp),
-                accept(server_tcp, c.server.clone())
-            );
-            let (client, server) = (client.unwrap(), server.unwrap());
+            let (client, server) = rustls_client_and_ours(&c).await;
             let expected = if round == 0 {
                 HandshakeKind::Full
             } else {
@@ -512,17 +496,11 @@ async fn a_client_hello_larger_than_the_first_read_completes() {
         .collect();
     let hello_len: usize = client.alpn_protocols.iter().map(|p| p.len() + 1).sum();
     assert!(hello_len > 4 * 1024);
-    let (client_tcp, server_tcp) = tcp_pair().await;
-    let connector = tokio_rustls::TlsConnector::from(c.client.clone());
-    let (client, server) = tokio::join!(
-        connector.connect(name(), client_tcp),
-        accept(server_tcp, c.server.clone())
-    );
-    let server = server.unwrap();
+    let (client, server) = rustls_client_and_ours(&c).await;
     assert_eq!(server.alpn.as_deref(), Some(&b"http/1.1"[..]));
     let (up, down) = (pattern(100_000, 16), pattern(100_000, 17));
     let ((at_client, _), (at_server, _)) = tokio::join!(
-        exchange(client.unwrap(), up.clone()),
+        exchange(client, up.clone()),
         exchange(server.tls, down.clone())
     );
     assert_eq!((at_server, at_client), (sha(&up), sha(&down)));

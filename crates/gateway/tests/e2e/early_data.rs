@@ -3,10 +3,11 @@
 //! order, followed by what the client sends later.
 
 use anyhow::{ensure, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::comgate::Agent;
 use crate::support::connect::connect_head;
+use crate::support::reading::read_to_len;
 use crate::support::site::Tenant;
 use crate::support::targets::{echo, lo};
 use crate::support::{run, secs, Harness};
@@ -35,20 +36,9 @@ async fn bytes_sent_with_the_connect_head_reach_the_target_first() {
         reply.stream.write_all(later).await?;
         reply.stream.flush().await?;
         let expected = [&early[..], &later[..]].concat();
-        let mut got = reply.early;
-        tokio::time::timeout(secs(10), async {
-            let mut chunk = [0u8; 256];
-            while got.len() < expected.len() {
-                let n = reply.stream.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&chunk[..n]);
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .context("the echo did not come back within 10 s")??;
+        let got = read_to_len(&mut reply.stream, reply.early, expected.len(), secs(10))
+            .await
+            .context("the echo did not come back")?;
         ensure!(
             got == expected,
             "echoed {:?}, expected {:?}",

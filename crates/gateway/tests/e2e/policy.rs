@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 
 use anyhow::{ensure, Context, Result};
-use tokio::io::AsyncReadExt;
 
 use crate::support::comgate::{Agent, AgentConfig};
 use crate::support::connect::Response;
 use crate::support::files::echo_roundtrip;
 use crate::support::maint_name;
 use crate::support::ports::free_port;
+use crate::support::reading::read_to_len;
 use crate::support::site::{Tenant, CUSTOMER, SYSTEM};
 use crate::support::targets::{counting, echo, greeter, lo, Target};
 use crate::support::{millis, run, secs, Harness, DOMAIN};
@@ -315,21 +315,10 @@ async fn connect_target_without_port_means_port_22() {
             maint_name(CUSTOMER, None, None),
         ] {
             let reply = tenant.front.open(&target, &tenant.creds).await?;
-            let mut got = reply.early;
             let mut stream = reply.stream;
-            tokio::time::timeout(secs(10), async {
-                let mut chunk = [0u8; 256];
-                while got.len() < BANNER.len() {
-                    let n = stream.read(&mut chunk).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&chunk[..n]);
-                }
-                Ok::<_, std::io::Error>(())
-            })
-            .await
-            .with_context(|| format!("{target}: no banner from port 22"))??;
+            let got = read_to_len(&mut stream, reply.early, BANNER.len(), secs(10))
+                .await
+                .with_context(|| format!("{target}: no banner from port 22"))?;
             ensure!(
                 got.starts_with(BANNER),
                 "{target}: got {:?}",

@@ -13,6 +13,7 @@ use crate::support::comgate::Agent;
 use crate::support::ports::free_port;
 use crate::support::process::kill_tree;
 use crate::support::proxytunnel::{NameMode, ProxyTunnel};
+use crate::support::reading::read_to_len;
 use crate::support::site::Tenant;
 use crate::support::targets::{greeter, lo};
 use crate::support::{run, secs, Harness};
@@ -21,22 +22,9 @@ const GREETING: &[u8] = b"220 site-service ready, speaking first\r\n";
 
 /// Reads until `GREETING` has arrived (the client sends nothing).
 async fn read_greeting(mut rd: impl AsyncReadExt + Unpin) -> Result<()> {
-    let got = tokio::time::timeout(secs(10), async {
-        let mut got = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while got.len() < GREETING.len() {
-            let n = rd.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(got)
-    })
-    .await
-    .context(
-        "the target's greeting did not arrive within 10 s (200 and first bytes coalesced?)",
-    )??;
+    let got = read_to_len(&mut rd, Vec::new(), GREETING.len(), secs(10))
+        .await
+        .context("the target's greeting did not arrive (200 and first bytes coalesced?)")?;
     ensure!(
         got.starts_with(GREETING),
         "expected the greeting, got {:?}",

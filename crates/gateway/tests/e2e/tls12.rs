@@ -5,33 +5,15 @@
 
 use std::process::Stdio;
 
-use anyhow::{ensure, Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use anyhow::{ensure, Context};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::comgate::Agent;
 use crate::support::connect::connect_head;
+use crate::support::reading::read_to_len;
 use crate::support::site::Tenant;
 use crate::support::targets::{echo, lo};
 use crate::support::{run, secs, tools, Harness, MAINT_HOST};
-
-/// Reads from `from` until `want` bytes came, or fails after 10 s.
-async fn read_exactly(from: &mut (impl AsyncReadExt + Unpin), want: usize) -> Result<Vec<u8>> {
-    let mut got = Vec::new();
-    tokio::time::timeout(secs(10), async {
-        let mut chunk = [0u8; 4096];
-        while got.len() < want {
-            let n = from.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await
-    .context("nothing more within 10 s")??;
-    Ok(got)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_openssl_client_capped_at_tls12_gets_a_tunnel() {
@@ -69,7 +51,7 @@ async fn an_openssl_client_capped_at_tls12_gets_a_tunnel() {
         stdin.write_all(head.as_bytes()).await?;
         stdin.flush().await?;
         let answer = b"HTTP/1.1 200 Connection established\r\n\r\n";
-        let got = read_exactly(&mut stdout, answer.len()).await;
+        let got = read_to_len(&mut stdout, Vec::new(), answer.len(), secs(10)).await;
         let got = match got {
             Ok(got) => got,
             Err(e) => {
@@ -87,7 +69,7 @@ async fn an_openssl_client_capped_at_tls12_gets_a_tunnel() {
         let payload: String = (0..2000).map(|i| format!("{i:08}\n")).collect();
         stdin.write_all(payload.as_bytes()).await?;
         stdin.flush().await?;
-        let echoed = read_exactly(&mut stdout, payload.len()).await?;
+        let echoed = read_to_len(&mut stdout, Vec::new(), payload.len(), secs(10)).await?;
         ensure!(
             echoed == payload.as_bytes(),
             "echoed {} bytes, not the {} sent",

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::reading::read_to_len;
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -84,24 +86,11 @@ where
         wr.flush().await?;
         Ok::<_, std::io::Error>(wr)
     });
-    let got = tokio::time::timeout(timeout, async {
-        let mut got = early;
-        let mut chunk = vec![0u8; 64 * 1024];
-        while got.len() < n {
-            let r = rd.read(&mut chunk).await?;
-            if r == 0 {
-                break;
-            }
-            got.extend_from_slice(&chunk[..r]);
-        }
-        Ok::<_, std::io::Error>(got)
-    })
-    .await;
-    let got = match got {
-        Ok(r) => r.context("reading the echo")?,
-        Err(_) => {
+    let got = match read_to_len(&mut rd, early, n, timeout).await {
+        Ok(got) => got,
+        Err(e) => {
             writer.abort();
-            anyhow::bail!("echo of {n} bytes did not come back within {timeout:?}");
+            return Err(e.context(format!("reading the echo of {n} bytes")));
         }
     };
     let wr = tokio::time::timeout(Duration::from_secs(5), writer)
