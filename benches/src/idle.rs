@@ -437,6 +437,7 @@ async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) ->
         },
         agent_version: "comgate-bench-idle".into(),
         features: Vec::new(),
+        quick_lane: None,
     };
     agent_handshake(&mut ws, &hello)
         .await

@@ -25,7 +25,10 @@ use tunnel_proto::report::SiteReport;
 use tunnel_proto::ws::{self, Side, WsConn};
 
 use crate::config::AgentsSection;
-use crate::hub::{Hub, SiteKey};
+use crate::hub::{Hub, QuickLaneToken, SiteKey};
+
+/// A site connection's websocket as the listener accepts it.
+type SiteWs = WsConn<crate::own_tls::OwnTls<SiteSocket<MovableTcp>>>;
 
 /// Accepts site agents.
 pub struct AgentListener {
@@ -130,6 +133,9 @@ impl AgentListener {
         let span = tracing::Span::current();
         span.record("customer", hello.customer.as_str());
         span.record("system", hello.system.as_str());
+        if let Some(token) = &hello.quick_lane {
+            return self.join_quick_lane(ws, &hello, token, peer.ip()).await;
+        }
 
         let (key, system_id) = match self.check_hello(&hello, peer.ip()).await {
             Ok(admitted) => admitted,
@@ -139,10 +145,13 @@ impl AgentListener {
                 return Err(reject.reason);
             }
         };
+        let quick_lane = (self.cfg.quick_lane && hello.has_feature(handshake::feature::QUICK_LANE))
+            .then(QuickLaneToken::random);
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             heartbeat_ms: self.cfg.heartbeat_interval_ms,
             features: vec![handshake::feature::LARGE_DATA.to_owned()],
+            quick_lane: quick_lane.map(QuickLaneToken::to_hex),
         };
         handshake::send_welcome(&mut ws, &welcome)
             .await
@@ -174,6 +183,9 @@ impl AgentListener {
         let site = self
             .hub
             .register(key, system_id, mux.clone(), &hello, peer, home);
+        if let Some(token) = quick_lane {
+            site.offer_quick_lane(token);
+        }
         let reported = admin::store::Reported {
             remote_access: hello.settings.remote_access,
             colocated_servers: hello.settings.colocated_servers,
@@ -233,6 +245,112 @@ impl AgentListener {
             .in_current_span(),
         );
         Ok(())
+    }
+
+    /// A connected site's second connection: its quick lane
+    /// (`tunnel_proto::session::lanes`). The hello shows the token the
+    /// site's welcome offered instead of being checked like a first hello:
+    /// the token came over the authenticated connection, and is good once.
+    async fn join_quick_lane(
+        &self,
+        mut ws: SiteWs,
+        hello: &Hello,
+        token: &str,
+        peer: IpAddr,
+    ) -> Result<(), String> {
+        let site = match self.check_quick_lane(hello, token, peer) {
+            Ok(site) => site,
+            Err(reject) => {
+                let _ = handshake::send_reject(&mut ws, &reject).await;
+                return Err(reject.reason);
+            }
+        };
+        // Before the welcome: the agent accepted the lane before its hello,
+        // so this end may move streams to it from now on (their frames wait
+        // for the lane's writer).
+        if let Err(e) = site.mux.attach_quick_lane() {
+            let reject = Reject {
+                code: reject_code::AUTHENTICATION_FAILED.into(),
+                reason: format!("no quick lane for this session: {e}"),
+            };
+            let _ = handshake::send_reject(&mut ws, &reject).await;
+            return Err(reject.reason);
+        }
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            heartbeat_ms: self.cfg.heartbeat_interval_ms,
+            features: vec![handshake::feature::LARGE_DATA.to_owned()],
+            quick_lane: None,
+        };
+        let started = match handshake::send_welcome(&mut ws, &welcome).await {
+            Ok(()) => ws
+                .into_stream()
+                .map_err(|_| "the agent sent part of a message before the welcome".to_string()),
+            Err(e) => Err(format!("sending welcome: {e}")),
+        };
+        let moved = match started {
+            Ok(stream) => {
+                let mux = site.mux.clone();
+                site.home
+                    .spawn(async move {
+                        let mut stream = stream;
+                        stream.get_mut().get_mut().rehome()?;
+                        mux.run_quick_lane(WsConn::new(stream, Side::Server));
+                        Ok::<_, std::io::Error>(())
+                    })
+                    .await
+                    .map_err(|e| format!("the site's thread is gone: {e}"))
+                    .and_then(|r| r.map_err(|e| format!("moving the lane to its thread: {e}")))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(why) = moved {
+            // Frames may already wait for the lane: without it, the session
+            // cannot deliver them.
+            site.mux.close(
+                tunnel_proto::codes::GOAWAY_NO_ERROR,
+                "the quick lane could not be started",
+            );
+            return Err(why);
+        }
+        tracing::info!(thread = ?site.home, "quick lane joined");
+        Ok(())
+    }
+
+    /// The connected site whose welcome offered `token`, or the reject.
+    fn check_quick_lane(
+        &self,
+        hello: &Hello,
+        token: &str,
+        peer: IpAddr,
+    ) -> Result<Arc<crate::hub::Site>, Reject> {
+        handshake::check_version(hello)?;
+        if let Some(wait) = self.failures.blocked_for(&peer) {
+            return Err(Reject {
+                code: reject_code::TOO_MANY_FAILURES.into(),
+                reason: format!(
+                    "too many failed authorisations from {peer}; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            });
+        }
+        let key = admin::store::system_label(&hello.system).map(|system| SiteKey {
+            customer: hello.customer.to_ascii_lowercase(),
+            system,
+        });
+        let site = key.and_then(|key| self.hub.get(&key)).filter(|site| {
+            QuickLaneToken::from_hex(token).is_some_and(|t| site.take_quick_lane(t))
+        });
+        site.ok_or_else(|| {
+            let _ = self.failures.failed(&peer);
+            Reject {
+                code: reject_code::AUTHENTICATION_FAILED.into(),
+                reason: format!(
+                    "no connected session of system {} of customer {} offered this quick lane",
+                    hello.system, hello.customer
+                ),
+            }
+        })
     }
 
     /// Known system with the right secret and a protocol we speak; its key

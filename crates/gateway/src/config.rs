@@ -330,10 +330,18 @@ pub struct AgentsSection {
     /// ones, so that a site cannot grow the table without bound.
     #[serde(default = "defaults::actions_kept_per_system")]
     pub actions_kept_per_system: usize,
+    /// Offer agents a second connection for their interactive tunnels (the
+    /// quick lane), so that a keystroke's echo does not queue behind a bulk
+    /// transfer to the same site. An agent opens it with its first tunnel.
+    #[serde(default = "defaults::quick_lane")]
+    pub quick_lane: bool,
 }
 
 /// Every default in one place.
 pub mod defaults {
+    pub fn quick_lane() -> bool {
+        true
+    }
     pub fn seen_interval_secs() -> u64 {
         60
     }

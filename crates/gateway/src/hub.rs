@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
@@ -47,6 +47,54 @@ pub struct Site {
     pub connected_at: SystemTime,
     /// The site thread its session runs on; its tunnels are relayed there.
     pub home: SiteHome,
+    /// The token its welcome offered for the quick lane, until the agent
+    /// joins with it (once).
+    quick_lane: Mutex<Option<QuickLaneToken>>,
+}
+
+/// What a quick lane's hello must show (random, 128 bits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct QuickLaneToken([u8; 16]);
+
+impl QuickLaneToken {
+    pub fn random() -> Self {
+        QuickLaneToken(rand::random())
+    }
+
+    /// As it travels in the handshake: 32 lowercase hex digits.
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 32 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(QuickLaneToken(bytes))
+    }
+}
+
+impl Site {
+    /// Records the token this session's welcome offered for its quick lane.
+    pub fn offer_quick_lane(&self, token: QuickLaneToken) {
+        *self.quick_lane.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
+
+    /// Whether `token` is the one offered to this session, and not used
+    /// yet; a match uses it up.
+    pub fn take_quick_lane(&self, token: QuickLaneToken) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut offered = self.quick_lane.lock().unwrap_or_else(|p| p.into_inner());
+        let matches = offered.is_some_and(|t| bool::from(t.0.ct_eq(&token.0)));
+        if matches {
+            *offered = None;
+        }
+        matches
+    }
 }
 
 /// GOAWAY code sent to a session replaced by a newer one for the same system
@@ -84,6 +132,7 @@ impl Hub {
             peer,
             connected_at: SystemTime::now(),
             home,
+            quick_lane: Mutex::new(None),
         });
         if let Some(old) = self.sites.insert(key, site.clone()) {
             tracing::info!(site = %old.key, old_peer = %old.peer, new_peer = %peer, "a new agent replaces the connected one");

@@ -54,6 +54,11 @@ pub mod feature {
     /// sends frames above [`crate::frame::BASE_DATA_LEN`] only to a peer that
     /// listed it.
     pub const LARGE_DATA: &str = "large_data";
+    /// The agent can carry its session over a second connection, the quick
+    /// lane (`session::lanes`): the gateway that offers it answers with
+    /// [`super::Welcome::quick_lane`], and the agent joins it with a Hello
+    /// carrying that token in [`super::Hello::quick_lane`].
+    pub const QUICK_LANE: &str = "quick_lane";
 }
 
 /// The agent's first message.
@@ -70,6 +75,10 @@ pub struct Hello {
     /// older agents' Hellos.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// Set on a second connection: it is the quick lane of the session
+    /// whose Welcome carried this token, not a session of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick_lane: Option<String>,
 }
 
 impl Hello {
@@ -89,6 +98,7 @@ impl fmt::Debug for Hello {
             .field("settings", &self.settings)
             .field("agent_version", &self.agent_version)
             .field("features", &self.features)
+            .field("quick_lane", &self.quick_lane.as_ref().map(|_| "********"))
             .finish()
     }
 }
@@ -243,6 +253,11 @@ pub struct Welcome {
     /// gateway sends none, and an older agent ignores the field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// Offered to an agent that announced [`feature::QUICK_LANE`]: the
+    /// token its quick lane's Hello carries (single use, valid while this
+    /// session lasts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick_lane: Option<String>,
 }
 
 impl Welcome {
@@ -387,6 +402,7 @@ mod tests {
             settings: settings(),
             agent_version: "0.1.0".into(),
             features: vec![feature::CENTRAL_STREAMS.into()],
+            quick_lane: None,
         }
     }
 
@@ -395,6 +411,20 @@ mod tests {
         let text = format!("{:?}", hello());
         assert!(!text.contains("s3cret-value"));
         assert!(text.contains("********"));
+        // Nor a quick lane's token, which stands in for the secret.
+        let join = Hello {
+            quick_lane: Some("0123456789abcdef0123456789abcdef".into()),
+            ..hello()
+        };
+        let text = format!("{join:?}");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        let json = serde_json::to_value(&join).unwrap();
+        assert_eq!(json["quick_lane"], "0123456789abcdef0123456789abcdef");
+        let back: Hello = serde_json::from_value(json).unwrap();
+        assert_eq!(back, join);
+        assert!(!serde_json::to_string(&hello())
+            .unwrap()
+            .contains("quick_lane"));
     }
 
     #[test]
@@ -527,6 +557,7 @@ mod tests {
             version: 1,
             heartbeat_ms: 15_000,
             features: Vec::new(),
+            quick_lane: None,
         });
         assert_eq!(
             serde_json::to_string(&welcome).unwrap(),
@@ -539,6 +570,7 @@ mod tests {
             version: 1,
             heartbeat_ms: 15_000,
             features: vec![feature::LARGE_DATA.into()],
+            quick_lane: None,
         });
         let text = serde_json::to_string(&large).unwrap();
         assert_eq!(

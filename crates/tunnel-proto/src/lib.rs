@@ -58,6 +58,7 @@
 //! | 0x09 | PONG | 0 | the PING's u64 |
 //! | 0x0a | CONTROL | 0 | JSON text (delivered as `serde_json::Value`) |
 //! | 0x0b | GOAWAY | 0 | code u32, reason UTF-8 (≤ 1024 bytes) |
+//! | 0x0c | LANE | id | empty: the stream's direction moves to the session's other connection (quick lane, below) |
 //!
 //! OPEN's target kind is a bit set: bit 0 = co-located (an IPv4 address
 //! precedes the port), bit 1 = Centralized Management ([`Access::Central`]:

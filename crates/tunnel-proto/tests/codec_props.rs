@@ -56,6 +56,7 @@ fn any_frame() -> impl Strategy<Value = Frame> {
         (any::<u32>(), any::<u32>())
             .prop_map(|(stream, increment)| Frame::Window { stream, increment }),
         stream().prop_map(|stream| Frame::Fin { stream }),
+        stream().prop_map(|stream| Frame::Lane { stream }),
         (stream(), any::<u32>()).prop_map(|(stream, code)| Frame::Reset { stream, code }),
         any::<u64>().prop_map(|data| Frame::Ping { data }),
         any::<u64>().prop_map(|data| Frame::Pong { data }),

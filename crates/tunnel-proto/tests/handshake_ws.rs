@@ -30,6 +30,7 @@ fn hello(secret: &str) -> Hello {
         },
         agent_version: "test".into(),
         features: Vec::new(),
+        quick_lane: None,
     }
 }
 
@@ -46,6 +47,7 @@ async fn welcome_then_the_mux_carries_streams() {
                 version: PROTOCOL_VERSION,
                 heartbeat_ms: 15_000,
                 features: Vec::new(),
+                quick_lane: None,
             },
         )
         .await

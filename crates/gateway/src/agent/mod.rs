@@ -202,10 +202,21 @@ impl Agent {
             },
         };
         let (mux, mut incoming) = mux::start(ws, Role::Agent, cfg);
+        // The quick lane is joined with the first stream, not at once: a
+        // site without tunnels (nearly all of them, nearly always) keeps
+        // one connection and its memory at the gateway.
+        let mut quick_lane = welcome.quick_lane.clone();
         let serve = async {
             while let Some(event) = incoming.next().await {
                 match event {
                     IncomingEvent::Stream(s) => {
+                        if let Some(token) = quick_lane.take() {
+                            let (this, mux) = (self.clone(), mux.clone());
+                            tokio::spawn(
+                                async move { this.join_quick_lane(&mux, token).await }
+                                    .in_current_span(),
+                            );
+                        }
                         let this = self.clone();
                         tokio::spawn(async move { this.serve_stream(s).await });
                     }
@@ -219,8 +230,43 @@ impl Agent {
         reason
     }
 
+    /// Opens the session's quick lane (`tunnel_proto::session::lanes`): a
+    /// second connection, introduced by the token of the session's welcome.
+    /// Without it the session goes on over its one connection.
+    async fn join_quick_lane(&self, mux: &mux::MuxHandle, token: String) {
+        // Before the hello: from the gateway's welcome on, LANE frames may
+        // come on the main connection.
+        mux.accept_quick_lane();
+        let joined =
+            tokio::time::timeout(self.connect_timeout(), self.handshake(Some(token))).await;
+        match joined {
+            Ok(Ok((ws, _))) => match mux.attach_quick_lane() {
+                Ok(()) => {
+                    mux.run_quick_lane(ws);
+                    tracing::info!("quick lane joined");
+                }
+                Err(e) => tracing::debug!(error = %e, "quick lane not attached"),
+            },
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not join the quick lane; interactive tunnels share the one connection")
+            }
+            Err(_) => tracing::warn!(
+                "joining the quick lane timed out; interactive tunnels share the one connection"
+            ),
+        }
+    }
+
     /// TCP (possibly through the site's proxy) → TLS → websocket → hello.
     async fn connect(&self) -> Result<(AgentWebSocket, Welcome), AgentError> {
+        self.handshake(None).await
+    }
+
+    /// [`Agent::connect`], for the session (`quick_lane` None) or for the
+    /// quick lane of the session whose welcome carried that token.
+    async fn handshake(
+        &self,
+        quick_lane: Option<String>,
+    ) -> Result<(AgentWebSocket, Welcome), AgentError> {
         let authority = self.url.authority();
         let tcp = match &self.proxy {
             Some(proxy) => http_proxy::connect_through(proxy, &authority).await?,
@@ -251,7 +297,9 @@ impl Agent {
             features: vec![
                 handshake::feature::CENTRAL_STREAMS.to_owned(),
                 handshake::feature::LARGE_DATA.to_owned(),
+                handshake::feature::QUICK_LANE.to_owned(),
             ],
+            quick_lane,
         };
         let welcome = handshake::agent_handshake(&mut ws, &hello)
             .await
@@ -406,6 +454,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             heartbeat_ms: 10_000,
             features: Vec::new(),
+            quick_lane: None,
         };
         tokio::spawn(async move { agent.serve_session(ws, &welcome).await });
         // The caller keeps the Incoming alive: dropping every handle ends the session.

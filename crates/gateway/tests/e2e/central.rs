@@ -647,34 +647,10 @@ async fn old_agent(
     gw: &crate::support::comgate::Gateway,
     secret: &str,
 ) -> Result<(tunnel_proto::MuxHandle, tunnel_proto::Incoming)> {
-    use tunnel_proto::handshake::agent_handshake;
-    use tunnel_proto::{Hello, MuxConfig, Role, SiteSettings, PROTOCOL_VERSION};
+    use crate::support::raw_agent::{hello, say_hello};
+    use tunnel_proto::{MuxConfig, Role, SiteSettings};
 
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_file_iter(
-            gw.ca(),
-        )?
-    {
-        roots.add(cert?)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(gw.agent_addr()).await?;
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(rustls::pki_types::ServerName::try_from("127.0.0.1")?, tcp)
-        .await?;
-    let url = format!("wss://127.0.0.1:{}/", gw.agent_port);
-    let mut ws = tunnel_proto::ws::connect(&url, tls).await?;
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        customer: CUSTOMER.into(),
-        system: "ipo1".into(),
-        secret: secret.into(),
+    let hello = tunnel_proto::Hello {
         settings: SiteSettings {
             remote_access: true,
             colocated_servers: false,
@@ -683,9 +659,10 @@ async fn old_agent(
             tunnels: Vec::new(),
         },
         agent_version: "0.0.1-before-central".into(),
-        features: Vec::new(),
+        ..hello(CUSTOMER, "ipo1", secret)
     };
-    agent_handshake(&mut ws, &hello).await?;
+    let (ws, answer) = say_hello(gw, &hello).await?;
+    answer?;
     Ok(tunnel_proto::start(ws, Role::Agent, MuxConfig::default()))
 }
 

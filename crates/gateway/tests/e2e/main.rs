@@ -43,6 +43,7 @@ mod isolation;
 mod limits;
 mod plink;
 mod policy;
+mod quick_lane;
 mod remote_support;
 mod resilience;
 mod server_first;

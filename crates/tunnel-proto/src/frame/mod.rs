@@ -62,6 +62,7 @@ mod kind {
     pub const PONG: u8 = 0x09;
     pub const CONTROL: u8 = 0x0a;
     pub const GOAWAY: u8 = 0x0b;
+    pub const LANE: u8 = 0x0c;
 }
 
 /// What the gateway asks the agent to connect a stream to.
@@ -143,6 +144,13 @@ pub enum Frame {
     Fin {
         stream: u32,
     },
+    /// The sender moves this stream's direction to the other connection of
+    /// the session (the quick lane, see `session::lanes`): what it sends of
+    /// the stream after this frame travels there. Sent only on a session
+    /// with a quick lane.
+    Lane {
+        stream: u32,
+    },
     Reset {
         stream: u32,
         code: u32,
@@ -198,6 +206,7 @@ impl Frame {
             Frame::Data { .. } => "DATA",
             Frame::Window { .. } => "WINDOW",
             Frame::Fin { .. } => "FIN",
+            Frame::Lane { .. } => "LANE",
             Frame::Reset { .. } => "RESET",
             Frame::Ping { .. } => "PING",
             Frame::Pong { .. } => "PONG",
@@ -214,6 +223,7 @@ impl Frame {
             Frame::Data { .. } => kind::DATA,
             Frame::Window { .. } => kind::WINDOW,
             Frame::Fin { .. } => kind::FIN,
+            Frame::Lane { .. } => kind::LANE,
             Frame::Reset { .. } => kind::RESET,
             Frame::Ping { .. } => kind::PING,
             Frame::Pong { .. } => kind::PONG,
@@ -231,6 +241,7 @@ impl Frame {
             | Frame::Data { stream, .. }
             | Frame::Window { stream, .. }
             | Frame::Fin { stream }
+            | Frame::Lane { stream }
             | Frame::Reset { stream, .. } => *stream,
             Frame::Ping { .. }
             | Frame::Pong { .. }
@@ -245,7 +256,7 @@ impl Frame {
                 Target::System { .. } => 3,
                 Target::Colocated { .. } => 7,
             },
-            Frame::Accept { .. } | Frame::Fin { .. } => 0,
+            Frame::Accept { .. } | Frame::Fin { .. } | Frame::Lane { .. } => 0,
             Frame::Refuse { reason, .. } => 1 + reason.len(),
             Frame::Data { payload, .. } => payload.len(),
             Frame::Window { .. } | Frame::Reset { .. } => 4,
@@ -324,7 +335,7 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
                 }
             }
         }
-        Frame::Accept { .. } | Frame::Fin { .. } => {}
+        Frame::Accept { .. } | Frame::Fin { .. } | Frame::Lane { .. } => {}
         Frame::Refuse { code, reason, .. } => {
             dst.put_u8(*code);
             dst.put_slice(reason.as_bytes());
@@ -513,6 +524,11 @@ fn parse_body(kind: u8, stream: u32, mut body: Bytes) -> Result<Option<Frame>, F
             check_stream_id("FIN", true, stream)?;
             exact("FIN", 0)?;
             Frame::Fin { stream }
+        }
+        kind::LANE => {
+            check_stream_id("LANE", true, stream)?;
+            exact("LANE", 0)?;
+            Frame::Lane { stream }
         }
         kind::RESET => {
             check_stream_id("RESET", true, stream)?;

@@ -48,6 +48,7 @@ fn every_frame_kind_round_trips() {
             increment: 1,
         },
         Frame::Fin { stream: 1 },
+        Frame::Lane { stream: 3 },
         Frame::Reset { stream: 1, code: 2 },
         Frame::Ping { data: u64::MAX },
         Frame::Pong { data: 7 },

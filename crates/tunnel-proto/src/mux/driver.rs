@@ -9,6 +9,7 @@
 //! queued. A websocket ping from the peer is answered by the writer.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 use super::shared::Shared;
 use super::CloseReason;
 use crate::codes;
+use crate::session::Lane;
 use crate::ws::{WsMessage, WsReader, WsWriter};
 
 /// Target size of a batched websocket message.
@@ -45,15 +47,19 @@ const YIELD_EVERY: usize = 64 * 1024;
 /// window. The bound keeps other sites on the same thread served; the
 /// flow-control windows bound what there is to read anyway.
 const READ_YIELD_EVERY: usize = 1024 * 1024;
+/// The main lane's reader yields after this much once the session has a
+/// quick lane: a neighbour's reply then arrives on the quick lane, and its
+/// reader should not wait for a megabyte of bulk bytes to be taken first.
+const READ_YIELD_WITH_QUICK_LANE: usize = 64 * 1024;
 /// How long a failed write waits for the reader to report a better reason.
 const WRITE_ERROR_GRACE: Duration = Duration::from_millis(100);
 
-pub(crate) async fn write_loop<W>(shared: Arc<Shared>, mut sink: WsWriter<W>)
+pub(crate) async fn write_loop<W>(shared: Arc<Shared>, mut sink: WsWriter<W>, lane: Lane)
 where
     W: AsyncWrite + Unpin,
 {
     let outcome = tokio::select! {
-        result = write_frames(&shared, &mut sink) => result.map(Some),
+        result = write_frames(&shared, &mut sink, lane) => result.map(Some),
         // A peer that stopped reading must not keep this task alive forever.
         _ = async {
             shared.wait_closed().await;
@@ -76,9 +82,9 @@ where
     }
 }
 
-/// Sends queued frames until the session is closed and everything queued
-/// before that was sent.
-async fn write_frames<W>(shared: &Shared, sink: &mut WsWriter<W>) -> std::io::Result<()>
+/// Sends `lane`'s queued frames until the session is closed and everything
+/// queued before that was sent.
+async fn write_frames<W>(shared: &Shared, sink: &mut WsWriter<W>, lane: Lane) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
@@ -93,7 +99,7 @@ where
             since_yield = 0;
             tokio::task::yield_now().await;
         }
-        let (closed, pong) = shared.take_transmit(&mut pending, PASS);
+        let (closed, pong) = shared.take_transmit(lane, &mut pending, PASS);
         if let Some(payload) = pong {
             sink.send_pong(payload).await?;
         }
@@ -108,7 +114,7 @@ where
             }
             // Idle sessions hold no batch buffer.
             batch = BytesMut::new();
-            shared.writer_wake.notified().await;
+            shared.wake_of(lane).notified().await;
             continue;
         }
         while let Some(frame) = pending.pop_front() {
@@ -153,7 +159,12 @@ pub(crate) async fn read_loop<R>(
     tokio::pin!(closed);
     let mut since_yield = 0;
     loop {
-        if since_yield >= READ_YIELD_EVERY {
+        let budget = if shared.quick_attached.load(Ordering::Relaxed) {
+            READ_YIELD_WITH_QUICK_LANE
+        } else {
+            READ_YIELD_EVERY
+        };
+        if since_yield >= budget {
             since_yield = 0;
             tokio::task::yield_now().await;
         }
@@ -164,7 +175,7 @@ pub(crate) async fn read_loop<R>(
                 match msg {
                     Ok(Some(WsMessage::Binary(bytes))) => {
                         since_yield += bytes.len();
-                        shared.receive(bytes);
+                        shared.receive(Lane::Main, bytes);
                     }
                     Ok(Some(WsMessage::Ping(payload))) => shared.ws_ping(payload),
                     Ok(Some(WsMessage::Text(_))) => {
@@ -198,6 +209,51 @@ pub(crate) async fn read_loop<R>(
                 shared.ping(ping_seq);
                 ping_seq = ping_seq.wrapping_add(1);
             }
+        }
+    }
+}
+
+/// The quick lane's reader: only stream frames come here (the session
+/// refuses anything else); the heartbeat runs on the main lane, and the
+/// end of either connection ends the session.
+pub(crate) async fn read_quick_loop<R>(shared: Arc<Shared>, mut source: WsReader<R>)
+where
+    R: AsyncRead + Unpin,
+{
+    let closed = shared.wait_closed();
+    tokio::pin!(closed);
+    let mut since_yield = 0;
+    loop {
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+        tokio::select! {
+            _ = &mut closed => return,
+            msg = source.next() => match msg {
+                Ok(Some(WsMessage::Binary(bytes))) => {
+                    since_yield += bytes.len();
+                    shared.receive(Lane::Quick, bytes);
+                }
+                // Answered on the main lane, like every ping.
+                Ok(Some(WsMessage::Ping(payload))) => shared.ws_ping(payload),
+                Ok(Some(WsMessage::Text(_))) => {
+                    let reason = "text message on the quick lane";
+                    shared.shutdown(
+                        CloseReason::ProtocolError(reason.into()),
+                        Some((codes::GOAWAY_PROTOCOL_ERROR, reason)),
+                    );
+                    return;
+                }
+                Ok(Some(WsMessage::Close) | None) => {
+                    shared.shutdown(CloseReason::ConnectionLost, None);
+                    return;
+                }
+                Err(e) => {
+                    shared.shutdown(CloseReason::Io(format!("quick lane: {e}")), None);
+                    return;
+                }
+            },
         }
     }
 }

@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 
 use crate::codes;
 use crate::frame::{Access, Target};
-pub use crate::session::Role;
 use crate::session::{ConnectionStats, Session, SessionConfig, SessionError, StreamStats};
+pub use crate::session::{Lane, Role};
 use crate::ws::WsConn;
-use shared::{Shared, Slot};
+use shared::{Queued, Shared, Slot};
 pub use stream::{MuxReadHalf, MuxStream, MuxWriteHalf};
 
 /// New streams and control messages waiting for the application; beyond
@@ -117,6 +117,15 @@ pub enum OpenError {
 #[error("tunnel session closed: {0}")]
 pub struct MuxClosed(pub CloseReason);
 
+/// Why [`MuxHandle::attach_quick_lane`] did not attach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    #[error("tunnel session closed: {0}")]
+    Closed(CloseReason),
+    #[error("the session already has a quick lane")]
+    AlreadyAttached,
+}
+
 /// What the peer sends that nobody asked for.
 #[derive(Debug)]
 pub enum IncomingEvent {
@@ -142,7 +151,7 @@ where
     session.set_peer_max_data(cfg.peer_max_data);
     let shared = Arc::new(Shared::new(session));
     let WsConn { reader, writer } = ws;
-    tokio::spawn(driver::write_loop(shared.clone(), writer));
+    tokio::spawn(driver::write_loop(shared.clone(), writer, Lane::Main));
     tokio::spawn(driver::read_loop(
         shared.clone(),
         reader,
@@ -239,7 +248,7 @@ impl MuxHandle {
             );
             (id, rx)
         };
-        self.shared.kick(true);
+        self.shared.kick(Queued::MAIN);
         let mut guard = OpenGuard {
             shared: &self.shared,
             id,
@@ -257,6 +266,50 @@ impl MuxHandle {
         Ok(MuxStream::new(self.shared.clone(), id))
     }
 
+    /// Takes LANE frames and quick-lane messages from now on (see
+    /// `session::lanes`). Call it before sending the handshake message that
+    /// lets the peer attach the lane.
+    pub fn accept_quick_lane(&self) {
+        self.shared.lock().session.accept_quick_lane();
+    }
+
+    /// Adds the quick lane for sending: streams that write little move to
+    /// it, their frames queued until [`MuxHandle::run_quick_lane`] gives
+    /// the lane its connection. Only once the peer has accepted the lane.
+    pub fn attach_quick_lane(&self) -> Result<(), AttachError> {
+        let mut inner = self.shared.lock();
+        if let Some(reason) = &inner.closed {
+            return Err(AttachError::Closed(reason.clone()));
+        }
+        if inner.session.has_quick_lane() {
+            return Err(AttachError::AlreadyAttached);
+        }
+        inner.session.attach_quick_lane();
+        Ok(())
+    }
+
+    /// Runs the quick lane over `ws` (after [`MuxHandle::attach_quick_lane`]
+    /// at this end): spawns its reader and writer on the current runtime.
+    /// The session ends when this connection ends, as with the main one.
+    pub fn run_quick_lane<S>(&self, ws: WsConn<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let WsConn { reader, writer } = ws;
+        self.shared
+            .quick_attached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(driver::write_loop(self.shared.clone(), writer, Lane::Quick));
+        tokio::spawn(driver::read_quick_loop(self.shared.clone(), reader));
+        // Frames queued before the lane had a writer.
+        self.shared.quick_wake.notify_one();
+    }
+
+    /// Whether the session has a quick lane (attached at this end).
+    pub fn has_quick_lane(&self) -> bool {
+        self.shared.lock().session.has_quick_lane()
+    }
+
     /// Sends a CONTROL message (a report: settings, alarms, ...). A value
     /// whose JSON exceeds 16 MiB cannot be framed; it is logged and dropped.
     pub fn send_control(&self, value: serde_json::Value) -> Result<(), MuxClosed> {
@@ -268,7 +321,7 @@ impl MuxHandle {
             if let Err(e) = inner.session.send_control(&value) {
                 tracing::error!(error = %e, "control message not sent");
             }
-            inner.session.transmit_len() > 0
+            Queued::of(&inner.session)
         };
         self.shared.kick(queued);
         Ok(())
@@ -332,7 +385,7 @@ impl Drop for OpenGuard<'_> {
             if inner.closed.is_none() && inner.session.has_stream(self.id) {
                 let _ = inner.session.reset(self.id, codes::RESET_CANCEL);
             }
-            inner.session.transmit_len() > 0
+            Queued::of(&inner.session)
         };
         self.shared.kick(queued);
     }
@@ -466,7 +519,7 @@ impl IncomingStream {
                     ..Slot::default()
                 },
             );
-            inner.session.transmit_len() > 0
+            Queued::of(&inner.session)
         };
         self.shared.kick(queued);
         MuxStream::new(self.shared.clone(), self.id)
@@ -482,7 +535,7 @@ impl IncomingStream {
         let queued = {
             let mut inner = self.shared.lock();
             let _ = inner.session.refuse(self.id, code, reason);
-            inner.session.transmit_len() > 0
+            Queued::of(&inner.session)
         };
         self.shared.kick(queued);
     }

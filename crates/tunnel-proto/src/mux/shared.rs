@@ -15,7 +15,29 @@ use tokio::sync::{oneshot, Notify};
 
 use super::{CloseReason, IncomingEvent, IncomingStream, OpenError, INCOMING_BACKLOG};
 use crate::codes;
-use crate::session::{Event, Session, StreamEnd};
+use crate::session::{Event, Lane, Session, StreamEnd};
+
+/// Which lanes have frames to send; the writers to wake after a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Queued {
+    main: bool,
+    quick: bool,
+}
+
+impl Queued {
+    /// Something was queued on the main lane (OPEN, say).
+    pub const MAIN: Queued = Queued {
+        main: true,
+        quick: false,
+    };
+
+    pub fn of(session: &Session) -> Queued {
+        Queued {
+            main: session.has_transmit(Lane::Main),
+            quick: session.has_transmit(Lane::Quick),
+        }
+    }
+}
 
 /// A stream's writer waits once this many of its encoded bytes are queued
 /// for the writer task: the queue between the application and the websocket
@@ -33,6 +55,11 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Wakes the writer task: frames were queued, or the session closed.
     pub writer_wake: Notify,
+    /// Wakes the quick lane's writer, once there is one (`lanes.rs`).
+    pub quick_wake: Notify,
+    /// The quick lane is attached: the main lane's reader may yield often
+    /// (see `driver::READ_YIELD_EVERY`).
+    pub quick_attached: AtomicBool,
     /// Wakes whoever waits for the end ([`Shared::wait_closed`]). A `Notify`
     /// beside the reason in `Inner` rather than a watch channel: the channel
     /// is an allocation of about 360 bytes per site, kept for the site's
@@ -107,6 +134,8 @@ impl Shared {
                 ws_pong: None,
             }),
             writer_wake: Notify::new(),
+            quick_wake: Notify::new(),
+            quick_attached: AtomicBool::new(false),
             closed_wake: Notify::new(),
             closed_flag: AtomicBool::new(false),
         }
@@ -142,10 +171,22 @@ impl Shared {
         }
     }
 
-    /// Wakes the writer if anything is queued; call after releasing the lock.
-    pub fn kick(&self, queued: bool) {
-        if queued {
+    /// Wakes the writers of the lanes with frames queued; call after
+    /// releasing the lock.
+    pub fn kick(&self, queued: Queued) {
+        if queued.main {
             self.writer_wake.notify_one();
+        }
+        if queued.quick {
+            self.quick_wake.notify_one();
+        }
+    }
+
+    /// The writer task of `lane` waits here.
+    pub fn wake_of(&self, lane: Lane) -> &Notify {
+        match lane {
+            Lane::Main => &self.writer_wake,
+            Lane::Quick => &self.quick_wake,
         }
     }
 
@@ -189,19 +230,20 @@ impl Shared {
         }
         self.closed_wake.notify_waiters();
         self.writer_wake.notify_one();
+        self.quick_wake.notify_one();
     }
 
-    /// Feeds one received binary message to the session.
-    pub fn receive(self: &Arc<Self>, msg: Bytes) {
+    /// Feeds one binary message received on `lane` to the session.
+    pub fn receive(self: &Arc<Self>, lane: Lane, msg: Bytes) {
         let now = std::time::Instant::now();
         let (result, goaway, queued) = {
             let mut inner = self.lock();
             if inner.closed.is_some() {
                 return;
             }
-            let result = inner.session.receive_at(msg, now);
+            let result = inner.session.receive_on(lane, msg, Some(now));
             let goaway = inner.dispatch(self);
-            (result, goaway, inner.session.transmit_len() > 0)
+            (result, goaway, Queued::of(&inner.session))
         };
         self.kick(queued);
         if let Err(e) = result {
@@ -224,16 +266,29 @@ impl Shared {
         self.writer_wake.notify_one();
     }
 
-    /// Moves up to about `max` bytes of frames to `out`; returns whether the
-    /// session is closed (the writer finishes once it has sent everything)
-    /// and a websocket pong to send first, if a ping is unanswered.
-    pub fn take_transmit(&self, out: &mut VecDeque<Bytes>, max: usize) -> (bool, Option<Bytes>) {
+    /// Moves up to about `max` bytes of `lane`'s frames to `out`; returns
+    /// whether the session is closed (the writer finishes once it has sent
+    /// everything) and, on the main lane, a websocket pong to send first if
+    /// a ping is unanswered.
+    pub fn take_transmit(
+        &self,
+        lane: Lane,
+        out: &mut VecDeque<Bytes>,
+        max: usize,
+    ) -> (bool, Option<Bytes>) {
         let (waiters, closed, pong) = {
             let mut inner = self.lock();
-            let pong = inner.ws_pong.take();
+            let pong = match lane {
+                Lane::Main => inner.ws_pong.take(),
+                Lane::Quick => None,
+            };
             let mut taken = 0;
             while taken < max {
-                let Some(frame) = inner.session.poll_transmit() else {
+                let next = match lane {
+                    Lane::Main => inner.session.poll_transmit(),
+                    Lane::Quick => inner.session.poll_transmit_quick(),
+                };
+                let Some(frame) = next else {
                     break;
                 };
                 taken += frame.len();

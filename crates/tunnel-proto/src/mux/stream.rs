@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::shared::{Inner, Shared, QUEUE_HIGH_WATER, STREAM_QUEUE_HIGH_WATER};
+use super::shared::{Inner, Queued, Shared, QUEUE_HIGH_WATER, STREAM_QUEUE_HIGH_WATER};
 use crate::codes;
 use crate::session::{ReadOutcome, Session, StreamEnd, StreamError};
 
@@ -161,7 +161,7 @@ impl Core {
         };
         // Reading may have queued a WINDOW update or ended the stream.
         let _ = inner.dispatch(shared);
-        let queued = inner.session.transmit_len() > 0;
+        let queued = Queued::of(&inner.session);
         drop(inner);
         shared.kick(queued);
         poll
@@ -217,8 +217,9 @@ impl Core {
                 Poll::Pending
             }
             Ok(n) => {
+                let queued = Queued::of(&inner.session);
                 drop(inner);
-                self.shared.kick(true);
+                self.shared.kick(queued);
                 Poll::Ready(Ok(n))
             }
             Err(_) => Poll::Ready(Err(ended_error(io::ErrorKind::BrokenPipe, &inner, self.id))),
@@ -249,7 +250,7 @@ impl Core {
             Err(_) => Err(ended_error(io::ErrorKind::BrokenPipe, &inner, self.id)),
         };
         let _ = inner.dispatch(shared);
-        let queued = inner.session.transmit_len() > 0;
+        let queued = Queued::of(&inner.session);
         drop(inner);
         shared.kick(queued);
         result
@@ -265,7 +266,7 @@ impl Drop for Core {
                 // Quiet if both FINs already passed (see Session::reset).
                 let _ = inner.session.reset(self.id, codes::RESET_CANCEL);
             }
-            inner.session.transmit_len() > 0
+            Queued::of(&inner.session)
         };
         self.shared.kick(queued);
     }

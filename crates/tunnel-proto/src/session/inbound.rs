@@ -24,6 +24,8 @@ impl Session {
             Frame::Data { stream, payload } => self.on_data(stream, payload, msg_len),
             Frame::Window { stream, increment } => self.on_window(stream, increment),
             Frame::Fin { stream } => self.on_fin(stream),
+            // Live streams' LANE frames are taken in `lanes.rs`.
+            Frame::Lane { stream } => self.check_gone(stream),
             Frame::Reset { stream, code } => {
                 match self.streams.get(&stream) {
                     Some(_) => {
@@ -65,7 +67,7 @@ impl Session {
 
     /// A frame for a stream that is not alive: fine if the stream existed
     /// (frames cross a RESET in flight), an error if it never did.
-    fn check_gone(&self, stream: u32) -> Result<(), ProtocolError> {
+    pub(super) fn check_gone(&self, stream: u32) -> Result<(), ProtocolError> {
         if self.issued(stream) {
             Ok(())
         } else {

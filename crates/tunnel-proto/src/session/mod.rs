@@ -22,6 +22,7 @@
 
 mod autotune;
 mod inbound;
+mod lanes;
 mod ops;
 mod recv;
 mod transmit;
@@ -36,6 +37,8 @@ use crate::frame::{self, Access, Frame, FrameError, Target};
 use autotune::WindowTuner;
 use recv::{RecvBuf, RecvWindow};
 use transmit::Transmit;
+
+pub use lanes::{Lane, BULK_WRITE, QUICK_AFTER};
 
 /// Largest window a receiver may grant, and largest credit a sender may hold
 /// (as in HTTP/2): beyond it WINDOW is a flow-control error.
@@ -243,6 +246,7 @@ struct Stream {
     recv_fin: bool,
     window: RecvWindow,
     buf: RecvBuf,
+    lanes: lanes::StreamLanes,
 }
 
 /// One end of the multiplexer. See the module docs for how to drive it.
@@ -256,6 +260,11 @@ pub struct Session {
     send_credit: u64,
     window: RecvWindow,
     transmit: Transmit,
+    /// The quick lane's queue, once the lane is attached (see `lanes.rs`);
+    /// boxed, since an idle site's session never has one.
+    quick: Option<Box<Transmit>>,
+    /// Frames from the quick lane, and LANE, are taken.
+    quick_accepted: bool,
     events: VecDeque<Event>,
     closed: bool,
     tuner: WindowTuner,
@@ -278,6 +287,8 @@ impl Session {
             send_credit: 0,
             window: RecvWindow::ungranted(cfg.connection_window),
             transmit: Transmit::default(),
+            quick: None,
+            quick_accepted: false,
             events: VecDeque::new(),
             closed: false,
             tuner: WindowTuner::new(cfg.stream_window, cfg.max_stream_window),
@@ -329,21 +340,22 @@ impl Session {
         self.streams.contains_key(&id)
     }
 
-    /// The next encoded frame to send. Connection-steering frames first,
+    /// The next encoded frame to send on the main lane (the only one,
+    /// unless a quick lane is attached). Connection-steering frames first,
     /// then the streams' frames one stream at a time in turn (each stream's
     /// own frames in order), GOAWAY last; see `transmit.rs`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.pop()
     }
 
-    /// Encoded bytes waiting in the transmit queue.
+    /// Encoded bytes waiting in the transmit queues (both lanes).
     pub fn transmit_len(&self) -> usize {
-        self.transmit.len()
+        self.transmit.len() + self.quick.as_ref().map_or(0, |q| q.len())
     }
 
-    /// Encoded bytes waiting in the transmit queue for one stream.
+    /// Encoded bytes waiting in the transmit queues for one stream.
     pub fn stream_transmit_len(&self, id: u32) -> usize {
-        self.transmit.stream_len(id)
+        lanes::stream_queued(&self.transmit, self.quick.as_deref(), id)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -367,7 +379,7 @@ impl Session {
             buffered: self.window.buffered,
             recv_window: self.window.remaining,
             send_credit: self.send_credit,
-            queued: self.transmit.len(),
+            queued: self.transmit_len(),
         }
     }
 
@@ -432,16 +444,20 @@ impl Session {
         result
     }
 
-    /// Handles one received websocket binary message (one or more frames).
-    /// Without a clock, windows keep their size.
-    pub fn receive(&mut self, mut msg: Bytes) -> Result<(), ProtocolError> {
+    /// Handles one received websocket binary message (one or more frames)
+    /// from the main lane. Without a clock, windows keep their size.
+    pub fn receive(&mut self, msg: Bytes) -> Result<(), ProtocolError> {
+        self.receive_lane(msg, Lane::Main)
+    }
+
+    fn receive_lane(&mut self, mut msg: Bytes, lane: Lane) -> Result<(), ProtocolError> {
         let msg_len = msg.len();
         loop {
             if self.closed {
                 return Ok(());
             }
             match frame::decode(&mut msg) {
-                Ok(Some(frame)) => self.handle(frame, msg_len)?,
+                Ok(Some(frame)) => self.handle(frame, msg_len, lane)?,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.fail(e.into())),
             }
@@ -453,11 +469,12 @@ impl Session {
         if self.closed {
             return Ok(());
         }
-        self.handle(frame, 0)
+        self.handle(frame, 0, Lane::Main)
     }
 
-    fn handle(&mut self, frame: Frame, msg_len: usize) -> Result<(), ProtocolError> {
-        self.on_frame(frame, msg_len).map_err(|e| self.fail(e))
+    fn handle(&mut self, frame: Frame, msg_len: usize, lane: Lane) -> Result<(), ProtocolError> {
+        self.on_frame_from(frame, msg_len, lane)
+            .map_err(|e| self.fail(e))
     }
 
     fn fail(&mut self, err: ProtocolError) -> ProtocolError {
@@ -484,6 +501,9 @@ impl Session {
         self.drop_all_streams();
         self.events.clear();
         self.transmit.clear();
+        if let Some(quick) = &mut self.quick {
+            quick.clear();
+        }
     }
 
     /// Drops every stream with its unread bytes, and those bytes from the
@@ -506,9 +526,12 @@ impl Session {
             Ok(()) => {
                 let bytes = buf.freeze();
                 match *frame {
-                    Frame::Data { stream, .. }
-                    | Frame::Fin { stream }
-                    | Frame::Reset { stream, .. } => self.transmit.push_stream(stream, bytes),
+                    Frame::Data { stream, .. } | Frame::Fin { stream } => {
+                        self.push_on(self.stream_lane(stream), stream, bytes)
+                    }
+                    Frame::Lane { stream } | Frame::Reset { stream, .. } => {
+                        self.transmit.push_stream(stream, bytes)
+                    }
                     Frame::GoAway { .. } => self.transmit.push_last(bytes),
                     _ => self.transmit.push_control(bytes),
                 }
@@ -566,6 +589,7 @@ impl Stream {
             recv_fin: false,
             window: RecvWindow::ungranted(window),
             buf: RecvBuf::default(),
+            lanes: lanes::StreamLanes::default(),
         }
     }
 }
@@ -587,3 +611,6 @@ pub fn fuzz_session(data: &[u8]) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lane_tests;

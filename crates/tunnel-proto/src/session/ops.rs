@@ -125,7 +125,8 @@ impl Session {
             s.send_credit -= n as u64;
         }
         self.send_credit -= n as u64;
-        self.transmit.push_stream(id, buf.freeze());
+        let lane = self.lane_for_write(id, n);
+        self.push_on(lane, id, buf.freeze());
         Ok(n)
     }
 
@@ -167,7 +168,8 @@ impl Session {
             s.send_credit -= len as u64;
         }
         self.send_credit -= len as u64;
-        self.transmit.push_stream(id, std::mem::take(buf).freeze());
+        let lane = self.lane_for_write(id, len);
+        self.push_on(lane, id, std::mem::take(buf).freeze());
         Ok(len)
     }
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::*;
 
-fn cfg(stream_window: u32, connection_window: u32) -> SessionConfig {
+pub(super) fn cfg(stream_window: u32, connection_window: u32) -> SessionConfig {
     SessionConfig {
         stream_window,
         max_stream_window: stream_window,
@@ -15,7 +15,7 @@ fn cfg(stream_window: u32, connection_window: u32) -> SessionConfig {
 }
 
 /// Moves everything `from` has queued into `to`.
-fn pump(from: &mut Session, to: &mut Session) -> Result<(), ProtocolError> {
+pub(super) fn pump(from: &mut Session, to: &mut Session) -> Result<(), ProtocolError> {
     while let Some(bytes) = from.poll_transmit() {
         to.receive(bytes)?;
     }
@@ -23,7 +23,7 @@ fn pump(from: &mut Session, to: &mut Session) -> Result<(), ProtocolError> {
 }
 
 /// Events other than credit notifications.
-fn events(s: &mut Session) -> Vec<Event> {
+pub(super) fn events(s: &mut Session) -> Vec<Event> {
     std::iter::from_fn(|| s.poll_event())
         .filter(|e| !matches!(e, Event::ConnectionWritable | Event::Writable { .. }))
         .collect()
@@ -40,7 +40,7 @@ fn frames(s: &mut Session) -> Vec<Frame> {
 }
 
 /// A gateway and an agent with one accepted stream between them.
-fn pair(c: SessionConfig) -> (Session, Session, u32) {
+pub(super) fn pair(c: SessionConfig) -> (Session, Session, u32) {
     let mut gw = Session::new(Role::Gateway, c);
     let mut agent = Session::new(Role::Agent, c);
     let id = gw
@@ -61,7 +61,7 @@ fn pair(c: SessionConfig) -> (Session, Session, u32) {
     (gw, agent, id)
 }
 
-fn read_all(s: &mut Session, id: u32) -> Vec<u8> {
+pub(super) fn read_all(s: &mut Session, id: u32) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(ReadOutcome::Data(b)) = s.read(id, usize::MAX) {
         out.extend_from_slice(&b);

@@ -68,6 +68,7 @@ impl FakeGateway {
                     version: PROTOCOL_VERSION,
                     heartbeat_ms: 15_000,
                     features: Vec::new(),
+                    quick_lane: None,
                 };
                 if send_welcome(&mut ws, &welcome).await.is_err() {
                     continue;

@@ -16,6 +16,7 @@ pub mod net;
 pub mod ports;
 pub mod process;
 pub mod proxytunnel;
+pub mod raw_agent;
 pub mod reading;
 pub mod site;
 pub mod ssh;
