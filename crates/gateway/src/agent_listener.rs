@@ -291,7 +291,10 @@ impl AgentListener {
         let moved = match started {
             Ok(stream) => {
                 let mux = site.mux.clone();
-                site.home
+                // Beside the site's interactive tunnels, away from its bulk
+                // bytes (`SiteHome::quick_handle`).
+                let thread = site.home.quick_handle().unwrap_or(site.home.handle());
+                thread
                     .spawn(async move {
                         let mut stream = stream;
                         stream.get_mut().get_mut().rehome()?;

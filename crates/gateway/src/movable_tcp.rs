@@ -9,40 +9,83 @@
 //! The TLS stream owns its transport, so the move happens inside it: this
 //! wrapper takes the socket out, deregisters it and registers it with the
 //! reactor of the runtime the caller runs on.
+//!
+//! Once moved (or created on a single-threaded runtime with
+//! [`MovableTcp::registered_here`]), it follows its user: a poll from
+//! another thread moves the registration there first. A tunnel's relay
+//! moves between site threads that way ([`crate::relay::Placement`]): its
+//! sockets sit inside split TLS halves that only the relay reaches. Each
+//! runtime that polls it must run on one thread of its own (the site
+//! threads, the agent's), never a multi-thread runtime's workers.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A [`TcpStream`] whose reactor registration can move ([`Self::rehome`]).
 #[derive(Debug)]
-pub struct MovableTcp(Option<TcpStream>);
+pub struct MovableTcp {
+    tcp: Option<TcpStream>,
+    /// The thread whose runtime it is registered with, once it follows its
+    /// user (see the module docs).
+    home: Option<ThreadId>,
+}
+
+thread_local! {
+    static THREAD: ThreadId = std::thread::current().id();
+}
+
+fn this_thread() -> ThreadId {
+    THREAD.with(|id| *id)
+}
 
 impl MovableTcp {
     pub fn new(tcp: TcpStream) -> Self {
-        MovableTcp(Some(tcp))
+        MovableTcp {
+            tcp: Some(tcp),
+            home: None,
+        }
+    }
+
+    /// A socket created on this thread's single-threaded runtime, from now
+    /// on following its user to other threads.
+    pub fn registered_here(tcp: TcpStream) -> Self {
+        MovableTcp {
+            tcp: Some(tcp),
+            home: Some(this_thread()),
+        }
     }
 
     /// Registers the socket with the reactor of the runtime this is called
-    /// on. Bytes the kernel already holds stay there and are reported by
-    /// the new registration. On failure the socket is closed.
+    /// on, and from now on follows its user. Bytes the kernel already holds
+    /// stay there and are reported by the new registration. On failure the
+    /// socket is closed.
     pub fn rehome(&mut self) -> io::Result<()> {
-        let tcp = self.0.take().ok_or_else(gone)?;
+        let tcp = self.tcp.take().ok_or_else(gone)?;
         let std = tcp.into_std()?;
-        self.0 = Some(TcpStream::from_std(std)?);
+        self.tcp = Some(TcpStream::from_std(std)?);
+        self.home = Some(this_thread());
         Ok(())
     }
 
-    /// Runs one poll on the socket; a socket lost in a failed move is an
-    /// error, never a panic.
+    /// Runs one poll on the socket, after moving it to this thread if it
+    /// follows its user; a socket lost in a failed move is an error, never
+    /// a panic.
     fn poll<T>(
         self: Pin<&mut Self>,
         f: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        match self.get_mut().0.as_mut() {
+        let this = self.get_mut();
+        if this.home.is_some_and(|home| home != this_thread()) {
+            if let Err(e) = this.rehome() {
+                return Poll::Ready(Err(e));
+            }
+        }
+        match this.tcp.as_mut() {
             Some(tcp) => f(Pin::new(tcp)),
             None => Poll::Ready(Err(gone())),
         }
@@ -51,7 +94,7 @@ impl MovableTcp {
 
 impl crate::site_socket::HasSocket for MovableTcp {
     fn socket(&self) -> Option<socket2::SockRef<'_>> {
-        self.0.as_ref().map(socket2::SockRef::from)
+        self.tcp.as_ref().map(socket2::SockRef::from)
     }
 }
 
@@ -164,5 +207,55 @@ mod tests {
         assert_eq!(reply, b"reply");
         site_thread.join().unwrap();
         drop(accepting);
+    }
+
+    /// A socket registered on one thread's runtime and then polled from
+    /// another's follows its user: the other thread reads and writes it
+    /// while the first runtime is never driven again (a tunnel moving to
+    /// its bulk thread inside its TLS halves, which nobody can rehome).
+    #[test]
+    fn a_socket_polled_from_another_thread_moves_there_by_itself() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut socket = first.block_on(async {
+            MovableTcp::registered_here(TcpStream::connect(addr).await.unwrap())
+        });
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.write_all(b"before").unwrap();
+        let other = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let wait = std::time::Duration::from_secs(5);
+                let mut got = [0u8; 6];
+                tokio::time::timeout(wait, socket.read_exact(&mut got))
+                    .await
+                    .expect("bytes are reported by this thread's reactor")
+                    .unwrap();
+                assert_eq!(&got, b"before");
+                let mut more = [0u8; 5];
+                tokio::time::timeout(wait, socket.read_exact(&mut more))
+                    .await
+                    .expect("later readiness too")
+                    .unwrap();
+                assert_eq!(&more, b"later");
+                socket.write_all(b"reply").await.unwrap();
+                socket.shutdown().await.unwrap();
+            });
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        peer.write_all(b"later").unwrap();
+        let mut reply = Vec::new();
+        peer.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, b"reply");
+        other.join().unwrap();
+        drop(first);
     }
 }

@@ -91,6 +91,8 @@ pub struct RelayOutcome {
     /// B → A.
     pub b_to_a: u64,
     pub end: RelayEnd,
+    /// It turned bulk and moved to its bulk thread ([`Placement`]).
+    pub moved_to_bulk: bool,
 }
 
 /// Shared between the two directions.
@@ -129,9 +131,14 @@ impl Shared {
 struct Flags {
     finished: [bool; 2],
     aborted: bool,
+    /// A direction turned bulk: both stop at their next read and the
+    /// tunnel goes on on its bulk thread (see [`Placement`]).
+    moving: bool,
 }
 
 enum PumpEnd {
+    /// Stopped for the move to the bulk thread; nothing is buffered.
+    Moved,
     Eof,
     Aborted,
     Grace,
@@ -168,73 +175,201 @@ where
 /// [`relay`] from a connection to a multiplexed stream (the front door):
 /// the connection's bytes are read behind room for the frame header and
 /// leave as the frame, the stream's chunks go to the connection as received.
+/// Starts where it is called and may move ([`Placement`]).
 pub async fn relay_to_stream<A>(
     a: A,
     b: MuxStream,
     a_first: &[u8],
     limits: RelayLimits,
+    placement: Placement,
 ) -> RelayOutcome
 where
-    A: AsyncRead + AsyncWrite + Send,
+    A: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = b.into_split();
-    run(
-        IntoStream::new(ar, bw),
-        FromStream::new(br, aw),
-        a_first,
-        limits,
-    )
-    .await
+    Tunnel::new(IntoStream::new(ar, bw), FromStream::new(br, aw), limits)
+        .drive_placed(a_first, placement)
+        .await
 }
 
 /// [`relay`] from a multiplexed stream to a connection (the agent), copy
 /// free like [`relay_to_stream`].
-pub async fn relay_from_stream<B>(a: MuxStream, b: B, limits: RelayLimits) -> RelayOutcome
+pub async fn relay_from_stream<B>(
+    a: MuxStream,
+    b: B,
+    limits: RelayLimits,
+    placement: Placement,
+) -> RelayOutcome
 where
-    B: AsyncRead + AsyncWrite + Send,
+    B: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (ar, aw) = a.into_split();
     let (br, bw) = tokio::io::split(b);
-    run(
-        FromStream::new(ar, bw),
-        IntoStream::new(br, aw),
-        &[],
-        limits,
-    )
-    .await
+    Tunnel::new(FromStream::new(ar, bw), IntoStream::new(br, aw), limits)
+        .drive_placed(&[], placement)
+        .await
 }
 
+#[cfg(test)]
 async fn run<U: Pipe, D: Pipe>(
     up: U,
     down: D,
     a_first: &[u8],
     limits: RelayLimits,
 ) -> RelayOutcome {
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        last: [AtomicU64::new(0), AtomicU64::new(0)],
-        limits,
-    });
-    let (tx, rx) = watch::channel(Flags::default());
-    let up = pump(up, a_first, 0, &shared, &tx, rx.clone());
-    let down = pump(down, &[], 1, &shared, &tx, rx);
-    let ((a_to_b, up_end), (b_to_a, down_end)) = tokio::join!(up, down);
-    // Reads from A and writes to A belong to side A; likewise for B.
-    let end = match (up_end, down_end) {
-        (PumpEnd::ReadError(e), _) | (_, PumpEnd::WriteError(e)) => RelayEnd::ErrorA(e.to_string()),
-        (PumpEnd::WriteError(e), _) | (_, PumpEnd::ReadError(e)) => RelayEnd::ErrorB(e.to_string()),
-        (PumpEnd::Idle, _) | (_, PumpEnd::Idle) => RelayEnd::Idle,
-        (PumpEnd::Grace, _) | (_, PumpEnd::Grace) => RelayEnd::HalfCloseGrace,
-        (PumpEnd::Eof, PumpEnd::Eof) => RelayEnd::Completed,
-        // One side aborted without an error of its own: the other's reason wins above.
-        _ => RelayEnd::Completed,
-    };
-    RelayOutcome {
-        a_to_b,
-        b_to_a,
-        end,
+    let mut tunnel = Tunnel::new(up, down, limits);
+    tunnel.drive(a_first, false).await;
+    tunnel.outcome()
+}
+
+/// Where a tunnel's relay runs. A site's bulk bytes are handled on its
+/// thread, beside its session's main connection; a thread that is always
+/// busy answers a keystroke only when its turn comes, and the scheduler
+/// cannot help it, so tunnels start on a quieter thread (the one that also
+/// serves the session's quick lane) and move to `bulk` once they move bulk
+/// themselves: [`BULK_STREAK`] reads in a row of at least [`BULK_READ`]
+/// bytes in either direction. The move is one way (a tunnel that once
+/// moved bulk stays on the bulk thread).
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The thread to move to; `None` keeps the tunnel where it started.
+    pub bulk: Option<tokio::runtime::Handle>,
+}
+
+/// A read at least this long counts towards a move to the bulk thread: a
+/// relay that keeps up with its source reads what arrived since its last
+/// turn, which is little for anything a person types or watches.
+pub const BULK_READ: usize = 16 * 1024;
+/// Reads of [`BULK_READ`] in a row that move a tunnel.
+pub const BULK_STREAK: u32 = 8;
+
+/// Both directions of a tunnel and what they did so far; movable between
+/// threads while neither is in the middle of a write.
+struct Tunnel<U, D> {
+    up: U,
+    down: D,
+    shared: Arc<Shared>,
+    flags: Flags,
+    moved: [u64; 2],
+    ends: [Option<PumpEnd>; 2],
+    moved_to_bulk: bool,
+}
+
+impl<U: Pipe, D: Pipe> Tunnel<U, D> {
+    fn new(up: U, down: D, limits: RelayLimits) -> Self {
+        Tunnel {
+            up,
+            down,
+            shared: Arc::new(Shared {
+                start: Instant::now(),
+                last: [AtomicU64::new(0), AtomicU64::new(0)],
+                limits,
+            }),
+            flags: Flags::default(),
+            moved: [0, 0],
+            ends: [None, None],
+            moved_to_bulk: false,
+        }
     }
+
+    /// Runs the directions that have not ended, until both end or (when
+    /// `may_move`) they stop for a move; returns whether they did.
+    async fn drive(&mut self, a_first: &[u8], may_move: bool) -> bool {
+        self.flags.moving = false;
+        let (tx, rx) = watch::channel(self.flags);
+        let shared = &self.shared;
+        let [up_end, down_end] = &mut self.ends;
+        let up = run_pump(&mut self.up, up_end, a_first, 0, shared, &tx, &rx, may_move);
+        let down = run_pump(&mut self.down, down_end, &[], 1, shared, &tx, &rx, may_move);
+        let (up_moved, down_moved) = tokio::join!(up, down);
+        self.moved[0] += up_moved;
+        self.moved[1] += down_moved;
+        self.flags = *tx.borrow();
+        let stopped = |end: &Option<PumpEnd>| matches!(end, Some(PumpEnd::Moved));
+        let settled = |end: &Option<PumpEnd>| matches!(end, Some(PumpEnd::Moved | PumpEnd::Eof));
+        let moved = (stopped(&self.ends[0]) || stopped(&self.ends[1]))
+            && settled(&self.ends[0])
+            && settled(&self.ends[1]);
+        if moved {
+            for end in &mut self.ends {
+                if matches!(end, Some(PumpEnd::Moved)) {
+                    *end = None;
+                }
+            }
+        }
+        moved
+    }
+
+    fn outcome(self) -> RelayOutcome {
+        let [up_end, down_end] = self.ends.map(|e| e.unwrap_or(PumpEnd::Aborted));
+        // Reads from A and writes to A belong to side A; likewise for B.
+        let end = match (up_end, down_end) {
+            (PumpEnd::ReadError(e), _) | (_, PumpEnd::WriteError(e)) => {
+                RelayEnd::ErrorA(e.to_string())
+            }
+            (PumpEnd::WriteError(e), _) | (_, PumpEnd::ReadError(e)) => {
+                RelayEnd::ErrorB(e.to_string())
+            }
+            (PumpEnd::Idle, _) | (_, PumpEnd::Idle) => RelayEnd::Idle,
+            (PumpEnd::Grace, _) | (_, PumpEnd::Grace) => RelayEnd::HalfCloseGrace,
+            (PumpEnd::Eof, PumpEnd::Eof) => RelayEnd::Completed,
+            // One side aborted without an error of its own: the other's reason wins above.
+            _ => RelayEnd::Completed,
+        };
+        RelayOutcome {
+            a_to_b: self.moved[0],
+            b_to_a: self.moved[1],
+            end,
+            moved_to_bulk: self.moved_to_bulk,
+        }
+    }
+}
+
+impl<U: Pipe + 'static, D: Pipe + 'static> Tunnel<U, D> {
+    /// [`Tunnel::drive`] where it was started, then, if it turned bulk, on
+    /// `placement`'s bulk thread (its sockets follow: [`crate::movable_tcp`]).
+    async fn drive_placed(mut self, a_first: &[u8], placement: Placement) -> RelayOutcome {
+        let Some(bulk) = placement.bulk else {
+            self.drive(a_first, false).await;
+            return self.outcome();
+        };
+        if !self.drive(a_first, true).await {
+            return self.outcome();
+        }
+        tracing::debug!("tunnel moves to its site's bulk thread");
+        self.moved_to_bulk = true;
+        let moved = bulk.spawn(async move {
+            self.drive(&[], false).await;
+            self.outcome()
+        });
+        moved.await.unwrap_or_else(|e| RelayOutcome {
+            a_to_b: 0,
+            b_to_a: 0,
+            end: RelayEnd::ErrorB(format!("the tunnel's bulk thread is gone: {e}")),
+            moved_to_bulk: true,
+        })
+    }
+}
+
+/// Runs one direction unless it already ended; records how it ended.
+#[allow(clippy::too_many_arguments)]
+async fn run_pump<P: Pipe>(
+    pipe: &mut P,
+    end: &mut Option<PumpEnd>,
+    first: &[u8],
+    dir: usize,
+    shared: &Shared,
+    tx: &watch::Sender<Flags>,
+    rx: &watch::Receiver<Flags>,
+    may_move: bool,
+) -> u64 {
+    if end.is_some() {
+        return 0;
+    }
+    let (moved, how) = pump(pipe, first, dir, shared, tx, rx.clone(), may_move).await;
+    *end = Some(how);
+    moved
 }
 
 /// One direction of a tunnel: a reading end, a writing end and the bytes
@@ -250,6 +385,11 @@ trait Pipe: Send {
     fn write_first(&mut self, first: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
     /// Ends the writing end's direction (half-close).
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A read that counts towards moving the tunnel to its bulk thread.
+fn bulk_read(n: usize) -> bool {
+    n >= BULK_READ
 }
 
 /// Between two plain connections: through a buffer of the pipe's own.
@@ -426,12 +566,13 @@ where
 }
 
 async fn pump<P: Pipe>(
-    mut pipe: P,
+    pipe: &mut P,
     first: &[u8],
     dir: usize,
     shared: &Shared,
     tx: &watch::Sender<Flags>,
     mut rx: watch::Receiver<Flags>,
+    may_move: bool,
 ) -> (u64, PumpEnd) {
     let abort = |end: PumpEnd| {
         tx.send_modify(|f| f.aborted = true);
@@ -453,10 +594,16 @@ async fn pump<P: Pipe>(
     let mut armed = false;
     let mut other_finished = None;
     let mut since_yield = 0;
+    let mut bulk_reads = 0;
     loop {
         let flags = *rx.borrow_and_update();
         if flags.aborted {
             return (moved, PumpEnd::Aborted);
+        }
+        // Here, between a finished write and the next read, nothing is
+        // buffered: the pipe can go on on another thread.
+        if flags.moving {
+            return (moved, PumpEnd::Moved);
         }
         if other_finished != Some(flags.finished[1 - dir]) {
             other_finished = Some(flags.finished[1 - dir]);
@@ -513,6 +660,12 @@ async fn pump<P: Pipe>(
                 }
                 moved += n as u64;
                 shared.touch(dir);
+                if may_move {
+                    bulk_reads = if bulk_read(n) { bulk_reads + 1 } else { 0 };
+                    if bulk_reads >= BULK_STREAK {
+                        tx.send_modify(|f| f.moving = true);
+                    }
+                }
                 since_yield += n;
                 if since_yield >= YIELD_EVERY {
                     since_yield = 0;
@@ -569,6 +722,9 @@ async fn wait_aborted(rx: &mut watch::Receiver<Flags>) {
         }
     }
 }
+
+#[cfg(test)]
+mod placement_tests;
 
 #[cfg(test)]
 mod tests {
@@ -864,7 +1020,7 @@ mod tests {
 
     /// A gateway and an agent multiplexer over a websocket on an in-memory
     /// pipe of `pipe` bytes, each with its own configuration.
-    async fn mux_pair(
+    pub(super) async fn mux_pair(
         pipe: usize,
         gateway_cfg: tunnel_proto::MuxConfig,
         agent_cfg: tunnel_proto::MuxConfig,
@@ -925,6 +1081,7 @@ mod tests {
                 stream,
                 b"",
                 RelayLimits::default(),
+                Placement::default(),
             ));
             let (got, largest) = tokio::time::timeout(Duration::from_secs(30), agent_side)
                 .await
@@ -953,7 +1110,13 @@ mod tests {
             let Some(IncomingEvent::Stream(incoming)) = agent_incoming.next().await else {
                 panic!("no stream");
             };
-            relay_from_stream(incoming.accept(), target, RelayLimits::default()).await
+            relay_from_stream(
+                incoming.accept(),
+                target,
+                RelayLimits::default(),
+                Placement::default(),
+            )
+            .await
         });
         let stream = gateway.open(Target::System { port: 22 }).await.unwrap();
         let (partner, mut partner_peer) = duplex(256 * 1024);
@@ -962,6 +1125,7 @@ mod tests {
             stream,
             b"early ",
             RelayLimits::default(),
+            Placement::default(),
         ));
 
         let up: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();

@@ -46,6 +46,11 @@ impl SiteThreads {
     /// Starts `count` threads (at least one), each running a current-thread
     /// runtime with I/O and timers until [`SiteThreads::stop`] or drop.
     pub fn start(count: usize) -> std::io::Result<Arc<Self>> {
+        Self::start_named(count, THREAD_NAME)
+    }
+
+    /// [`SiteThreads::start`] with threads named `<name>-<index>`.
+    pub fn start_named(count: usize, name: &str) -> std::io::Result<Arc<Self>> {
         let mut threads = Vec::new();
         let mut stops = Vec::new();
         for index in 0..count.max(1) {
@@ -55,7 +60,7 @@ impl SiteThreads {
             let handle = runtime.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
             std::thread::Builder::new()
-                .name(format!("{THREAD_NAME}-{index}"))
+                .name(format!("{name}-{index}"))
                 .spawn(move || {
                     // Either a stop or the sender dropped ends the thread;
                     // dropping the runtime then drops its tasks.
@@ -71,6 +76,11 @@ impl SiteThreads {
             threads,
             stops: Mutex::new(stops),
         }))
+    }
+
+    /// The runtime of thread `index` (0-based, below [`SiteThreads::len`]).
+    pub fn handle(&self, index: usize) -> &Handle {
+        &self.threads[index].handle
     }
 
     /// The number of site threads.
@@ -133,6 +143,16 @@ impl SiteHome {
     /// The runtime of the site's thread.
     pub fn handle(&self) -> &Handle {
         &self.threads.threads[self.index].handle
+    }
+
+    /// The thread for the site's interactive work (its quick lane, and its
+    /// tunnels until they turn bulk: [`crate::relay::Placement`]): the next
+    /// site thread, so that a keystroke's echo does not wait behind the
+    /// site's bulk bytes on a thread that is always busy; `None` when there
+    /// is only one site thread.
+    pub fn quick_handle(&self) -> Option<&Handle> {
+        let count = self.threads.threads.len();
+        (count > 1).then(|| &self.threads.threads[(self.index + 1) % count].handle)
     }
 
     /// Runs `task` on the site's thread.

@@ -255,3 +255,19 @@ async fn losing_the_quick_lane_ends_the_session_at_both_ends() {
         "{reason:?}"
     );
 }
+
+#[tokio::test]
+async fn a_goaway_s_reason_wins_over_the_quick_lane_closing_with_it() {
+    for _ in 0..20 {
+        let (pair, _lanes) = laned_pair(MuxConfig::default()).await;
+        pair.gateway.close(0x100, "replaced by a newer connection");
+        let reason = within(10, "the agent hears of it", pair.agent.closed()).await;
+        assert_eq!(
+            reason,
+            CloseReason::PeerGoAway {
+                code: 0x100,
+                reason: "replaced by a newer connection".into()
+            }
+        );
+    }
+}

@@ -30,7 +30,9 @@ use tunnel_proto::{Access, Target};
 
 use crate::config::AgentConfig;
 use crate::hub::GOAWAY_REPLACED;
-use crate::relay::{relay_from_stream, RelayLimits};
+use crate::movable_tcp::MovableTcp;
+use crate::relay::{relay_from_stream, Placement, RelayLimits};
+use crate::site_threads::SiteThreads;
 use backoff::Backoff;
 use gateway_url::GatewayUrl;
 use http_proxy::ProxyUrl;
@@ -68,7 +70,16 @@ pub struct Agent {
     tls: Arc<rustls::ClientConfig>,
     settings: SiteSettings,
     reports: Arc<Reports>,
+    /// The thread for interactive work: the quick lane and each tunnel
+    /// until it turns bulk ([`Placement`]). The agent's own runtime, one
+    /// thread, carries the session's main connection and bulk tunnels; a
+    /// thread that is always busy answers a keystroke only when its turn
+    /// comes.
+    quick: Arc<SiteThreads>,
 }
+
+/// Name of the agent's interactive thread, as `top` shows it.
+pub const QUICK_THREAD_NAME: &str = "comgate-agent-quick";
 
 impl Agent {
     pub fn new(cfg: AgentConfig) -> Result<Arc<Self>, AgentError> {
@@ -102,6 +113,8 @@ impl Agent {
                 })
                 .collect(),
         };
+        let quick = SiteThreads::start_named(1, QUICK_THREAD_NAME)
+            .map_err(|e| AgentError::Setup(format!("starting the interactive thread: {e}")))?;
         Ok(Arc::new(Agent {
             url,
             proxy,
@@ -109,6 +122,7 @@ impl Agent {
             settings,
             reports: Reports::new(cfg.max_pending_alarms),
             cfg,
+            quick,
         }))
     }
 
@@ -206,19 +220,27 @@ impl Agent {
         // site without tunnels (nearly all of them, nearly always) keeps
         // one connection and its memory at the gateway.
         let mut quick_lane = welcome.quick_lane.clone();
+        // Tunnels start on the interactive thread and move here, beside the
+        // main connection, when they turn bulk.
+        let bulk = Placement {
+            bulk: Some(tokio::runtime::Handle::current()),
+        };
+        let quick = self.quick.handle(0).clone();
         let serve = async {
             while let Some(event) = incoming.next().await {
                 match event {
                     IncomingEvent::Stream(s) => {
                         if let Some(token) = quick_lane.take() {
                             let (this, mux) = (self.clone(), mux.clone());
-                            tokio::spawn(
+                            quick.spawn(
                                 async move { this.join_quick_lane(&mux, token).await }
                                     .in_current_span(),
                             );
                         }
-                        let this = self.clone();
-                        tokio::spawn(async move { this.serve_stream(s).await });
+                        let (this, placement) = (self.clone(), bulk.clone());
+                        quick.spawn(
+                            async move { this.serve_stream(s, placement).await }.in_current_span(),
+                        );
                     }
                     IncomingEvent::Control(value) => {
                         tracing::debug!(%value, "control message from comgate")
@@ -359,7 +381,9 @@ impl Agent {
         );
     }
 
-    async fn serve_stream(&self, incoming: IncomingStream) {
+    /// Connects a stream to its target and relays it; runs on the
+    /// interactive thread, from where the relay may move to `placement`.
+    async fn serve_stream(&self, incoming: IncomingStream, placement: Placement) {
         let target = *incoming.target();
         let access = incoming.access();
         let addr = match self.resolve(&target, access) {
@@ -398,7 +422,8 @@ impl Agent {
         let started = Instant::now();
         // No grace period here: the gateway decides when a tunnel is over,
         // the agent passes half-closes through faithfully.
-        let out = relay_from_stream(stream, tcp, RelayLimits::default()).await;
+        let tcp = MovableTcp::registered_here(tcp);
+        let out = relay_from_stream(stream, tcp, RelayLimits::default(), placement).await;
         tracing::info!(
             %addr,
             bytes_to_target = out.a_to_b,

@@ -38,7 +38,7 @@ use crate::movable_tcp::MovableTcp;
 use crate::open_failure::OpenFailure;
 use crate::own_tls::OwnTls;
 use crate::refusal::Refusal;
-use crate::relay::{relay_to_stream, RelayLimits};
+use crate::relay::{relay_to_stream, Placement, RelayLimits};
 
 mod h2_stream;
 mod http2;
@@ -69,8 +69,11 @@ struct Admitted {
     customer: String,
     system: String,
     target: String,
-    /// The runtime of the site's thread, where the tunnel is relayed.
+    /// The runtime where the tunnel's relay starts: the site's quick thread
+    /// (see `site_threads`), or its own.
     home: tokio::runtime::Handle,
+    /// Where the relay moves if the tunnel turns bulk.
+    placement: Placement,
     _slot: SlotGuard,
 }
 
@@ -333,7 +336,14 @@ impl FrontDoor {
             customer: customer.id,
             system: system.label,
             target: target_label(&target),
-            home: site.home.handle().clone(),
+            home: site
+                .home
+                .quick_handle()
+                .unwrap_or(site.home.handle())
+                .clone(),
+            placement: Placement {
+                bulk: site.home.quick_handle().map(|_| site.home.handle().clone()),
+            },
             _slot: slot,
         })
     }
@@ -342,7 +352,7 @@ impl FrontDoor {
     /// 200), then the audit event.
     async fn tunnel<S>(&self, client: S, early: &[u8], admitted: Admitted, peer: SocketAddr)
     where
-        S: AsyncRead + AsyncWrite + Send,
+        S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let started = StdInstant::now();
         let limits = RelayLimits {
@@ -356,9 +366,10 @@ impl FrontDoor {
             system,
             target,
             home: _,
+            placement,
             _slot,
         } = admitted;
-        let out = relay_to_stream(client, stream, early, limits).await;
+        let out = relay_to_stream(client, stream, early, limits, placement).await;
         let label = match &out.end {
             crate::relay::RelayEnd::ErrorA(e) => format!("error_partner: {e}"),
             crate::relay::RelayEnd::ErrorB(e) => format!("error_site: {e}"),

@@ -447,7 +447,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for OwnTls<S> {
                     if n == 0 {
                         let e = io::Error::new(
                             io::ErrorKind::UnexpectedEof,
-                            "the site connection ended without close_notify",
+                            "the peer closed the connection without close_notify",
                         );
                         return Poll::Ready(Err(e));
                     }

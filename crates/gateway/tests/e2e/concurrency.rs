@@ -94,10 +94,12 @@ async fn serve_on_one_worker_thread_keeps_streams_independent() {
     .await;
 }
 
-/// A tunnel's bytes are relayed on its site's thread: over a 64 MiB echo,
-/// one site thread does the relaying (its CPU time grows several times more
-/// than all control workers' together) and the other site thread, with no
-/// site, stays idle.
+/// A bulk tunnel's bytes are relayed on its site's thread: it starts on the
+/// other site thread (where interactive tunnels stay) and moves to its
+/// site's own once it turns bulk, so over a 64 MiB echo one site thread
+/// does the relaying (its CPU time grows several times more than all
+/// control workers' together) and the other, which only saw the start,
+/// stays nearly idle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tunnel_is_relayed_on_its_site_s_thread() {
     run(|h: Harness| async move {

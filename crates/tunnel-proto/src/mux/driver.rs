@@ -245,11 +245,16 @@ where
                     );
                     return;
                 }
+                // A peer that ends the session closes both connections; the
+                // main one carries its reason (GOAWAY), which may arrive a
+                // moment later: prefer it.
                 Ok(Some(WsMessage::Close) | None) => {
+                    let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
                     shared.shutdown(CloseReason::ConnectionLost, None);
                     return;
                 }
                 Err(e) => {
+                    let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
                     shared.shutdown(CloseReason::Io(format!("quick lane: {e}")), None);
                     return;
                 }

@@ -1,0 +1,260 @@
+//! Tunnels that move to their bulk thread ([`super::Placement`]): the move
+//! happens once a direction turns bulk, loses or reorders no byte, keeps a
+//! half-closed direction closed, and an interactive tunnel never moves.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use tokio::io::{
+    duplex, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf,
+};
+use tunnel_proto::{IncomingEvent, MuxConfig, Target};
+
+use super::tests::mux_pair;
+use super::*;
+
+/// A single-threaded runtime on a thread of its own, like a site thread;
+/// it stops when the sender is dropped.
+fn bulk_thread() -> (
+    tokio::runtime::Handle,
+    ThreadId,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send((runtime.handle().clone(), std::thread::current().id()))
+            .unwrap();
+        let _ = runtime.block_on(stopped);
+    });
+    let (handle, id) = rx.recv().unwrap();
+    (handle, id, stop)
+}
+
+/// A connection that remembers which thread last wrote to it.
+struct Watched {
+    io: DuplexStream,
+    writer: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        *self.writer.lock().unwrap() = Some(std::thread::current().id());
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// The front door's relay with a bulk thread, the agent's without, and
+/// the two far ends: (partner peer, target peer, front relay, agent relay,
+/// the thread that last wrote to the partner, the bulk thread's id).
+struct Setup {
+    partner: DuplexStream,
+    target: DuplexStream,
+    front: tokio::task::JoinHandle<RelayOutcome>,
+    agent: tokio::task::JoinHandle<RelayOutcome>,
+    partner_writer: Arc<Mutex<Option<ThreadId>>>,
+    bulk_id: ThreadId,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    /// The agent's session lives on after its relay, as in the agent.
+    _agent_mux: tunnel_proto::MuxHandle,
+}
+
+async fn setup() -> Setup {
+    let ((gateway, gateway_incoming), (agent_mux, mut agent_incoming)) =
+        mux_pair(256 * 1024, MuxConfig::default(), MuxConfig::default()).await;
+    let (target, target_peer) = duplex(256 * 1024);
+    let agent = tokio::spawn(async move {
+        let Some(IncomingEvent::Stream(incoming)) = agent_incoming.next().await else {
+            panic!("no stream");
+        };
+        relay_from_stream(
+            incoming.accept(),
+            target,
+            RelayLimits::default(),
+            Placement::default(),
+        )
+        .await
+    });
+    let stream = gateway.open(Target::System { port: 22 }).await.unwrap();
+    let (partner, partner_peer) = duplex(256 * 1024);
+    let partner_writer = Arc::new(Mutex::new(None));
+    let watched = Watched {
+        io: partner,
+        writer: partner_writer.clone(),
+    };
+    let (bulk, bulk_id, stop) = bulk_thread();
+    let front = tokio::spawn(async move {
+        let _keep = (gateway, gateway_incoming);
+        relay_to_stream(
+            watched,
+            stream,
+            b"",
+            RelayLimits::default(),
+            Placement { bulk: Some(bulk) },
+        )
+        .await
+    });
+    Setup {
+        partner: partner_peer,
+        target: target_peer,
+        front,
+        agent,
+        partner_writer,
+        bulk_id,
+        _stop: stop,
+        _agent_mux: agent_mux,
+    }
+}
+
+fn pattern(len: usize, modulus: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i % modulus) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_that_turns_bulk_moves_and_loses_no_byte() {
+    let s = setup().await;
+    let up = pattern(3_000_000, 251);
+    let down = pattern(5_000_000, 241);
+    let (up_sent, down_sent) = (up.clone(), down.clone());
+    let partner = tokio::spawn(async move {
+        let (mut rd, mut wr) = tokio::io::split(s.partner);
+        let send = async {
+            for piece in up_sent.chunks(40_009) {
+                wr.write_all(piece).await.unwrap();
+            }
+            wr.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
+        read.unwrap();
+        got
+    });
+    let target = tokio::spawn(async move {
+        let (mut rd, mut wr) = tokio::io::split(s.target);
+        let send = async {
+            for piece in down_sent.chunks(100_003) {
+                wr.write_all(piece).await.unwrap();
+            }
+            wr.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
+        read.unwrap();
+        got
+    });
+    let within = Duration::from_secs(30);
+    let at_partner = tokio::time::timeout(within, partner)
+        .await
+        .unwrap()
+        .unwrap();
+    let at_target = tokio::time::timeout(within, target).await.unwrap().unwrap();
+    let first_diff = at_partner.iter().zip(&down).position(|(a, b)| a != b);
+    assert!(
+        at_partner == down,
+        "bytes to the partner differ: {} of {}, first difference at {first_diff:?}",
+        at_partner.len(),
+        down.len()
+    );
+    assert!(at_target == up, "bytes to the target differ");
+    let front = s.front.await.unwrap();
+    assert!(front.moved_to_bulk, "the bulk tunnel did not move");
+    assert_eq!(front.end, RelayEnd::Completed);
+    assert_eq!(
+        (front.a_to_b, front.b_to_a),
+        (up.len() as u64, down.len() as u64)
+    );
+    assert_eq!(
+        *s.partner_writer.lock().unwrap(),
+        Some(s.bulk_id),
+        "the last bytes to the partner were not written on the bulk thread"
+    );
+    assert!(!s.agent.await.unwrap().moved_to_bulk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_tunnel_stays_where_it_started() {
+    let mut s = setup().await;
+    let echo = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            match s.target.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => s.target.write_all(&buf[..n]).await.unwrap(),
+            }
+        }
+        s.target.shutdown().await.unwrap();
+    });
+    for round in 0..300u32 {
+        let msg = [(round % 256) as u8; 64];
+        s.partner.write_all(&msg).await.unwrap();
+        let mut back = [0u8; 64];
+        s.partner.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, msg, "round {round}");
+    }
+    s.partner.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    s.partner.read_to_end(&mut rest).await.unwrap();
+    echo.await.unwrap();
+    let front = s.front.await.unwrap();
+    assert!(!front.moved_to_bulk, "an interactive tunnel moved");
+    assert_eq!((front.a_to_b, front.b_to_a), (300 * 64, 300 * 64));
+    assert_ne!(*s.partner_writer.lock().unwrap(), Some(s.bulk_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_tunnel_moves_with_its_open_direction() {
+    let mut s = setup().await;
+    // The partner says its piece and half-closes; the target then sends a
+    // bulk reply, which moves the tunnel with one direction already done.
+    s.partner.write_all(b"GET /backup.tar").await.unwrap();
+    s.partner.shutdown().await.unwrap();
+    let mut request = Vec::new();
+    s.target.read_to_end(&mut request).await.unwrap();
+    assert_eq!(request, b"GET /backup.tar");
+    let reply = pattern(4_000_000, 239);
+    let sent = reply.clone();
+    let target = tokio::spawn(async move {
+        for piece in sent.chunks(65_536) {
+            s.target.write_all(piece).await.unwrap();
+        }
+        s.target.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.partner.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    target.await.unwrap();
+    assert!(got == reply, "the reply differs");
+    let front = s.front.await.unwrap();
+    assert!(front.moved_to_bulk);
+    assert_eq!(front.end, RelayEnd::Completed);
+    assert_eq!((front.a_to_b, front.b_to_a), (15, reply.len() as u64));
+}
