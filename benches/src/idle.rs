@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
-use tunnel_proto::handshake::{agent_handshake, Hello, SiteSettings, PROTOCOL_VERSION};
+use tunnel_proto::handshake::{agent_handshake, feature, Hello, SiteSettings, PROTOCOL_VERSION};
 use tunnel_proto::mux::{self, Incoming, MuxConfig, MuxHandle, Role};
 
 use crate::targets::{request, ECHO};
@@ -48,6 +48,11 @@ pub struct IdleArgs {
     /// thousand are within the allocator's own retention and scatter.
     #[arg(long, default_value_t = 1000)]
     tunnels: usize,
+    /// Connected sites that then join their quick lane (a second connection,
+    /// as a real agent opens with its first tunnel), for serve's memory per
+    /// lane (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    lanes: usize,
     /// Agent connections set up at once.
     #[arg(long, default_value_t = 64)]
     parallel: usize,
@@ -67,8 +72,12 @@ pub struct IdleArgs {
 
 /// One connected idle site: kept alive by holding both halves of its multiplexer.
 struct Site {
-    _mux: MuxHandle,
+    mux: MuxHandle,
     _incoming: Incoming,
+    /// Which system it is (an index into the credentials).
+    index: usize,
+    /// The quick-lane token its welcome offered.
+    lane_token: Option<String>,
 }
 
 struct Creds {
@@ -207,6 +216,14 @@ async fn measure_in(
         }
     }
 
+    if a.lanes > 0 && !sites.is_empty() {
+        if let Err(e) = lanes(a, &tls, gw, &creds, &sites, serve_pid, &mut rows).await {
+            let msg = format!("quick-lane figures failed: {e:#}");
+            eprintln!("{msg}");
+            notes.push(msg);
+        }
+    }
+
     if a.tunnels > 0 {
         if let Err(e) = tunnels(a, &peer.path, target, serve_pid, &mut rows).await {
             let msg = format!("tunnel figures failed: {e:#}");
@@ -235,6 +252,48 @@ async fn measure_in(
     println!("{out}");
     drop(sites);
     drop(peer);
+    Ok(())
+}
+
+/// Joins the quick lane of up to `a.lanes` connected sites and adds serve's
+/// RSS growth per lane: what a site that once had a tunnel costs beyond an
+/// idle one.
+async fn lanes(
+    a: &IdleArgs,
+    tls: &TlsConnector,
+    gw: SocketAddr,
+    creds: &Arc<Vec<Creds>>,
+    sites: &[Site],
+    serve_pid: u32,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let count = a.lanes.min(sites.len());
+    let before = settled_rss(serve_pid, a.settle).await?;
+    let mut set = JoinSet::new();
+    for chunk in sites[..count].chunks(count.div_ceil(a.parallel.max(1))) {
+        let jobs: Vec<_> = chunk
+            .iter()
+            .map(|s| (s.mux.clone(), s.index, s.lane_token.clone()))
+            .collect();
+        let (tls, creds) = (tls.clone(), creds.clone());
+        set.spawn(async move {
+            for job in jobs {
+                let index = job.1;
+                join_lane(&tls, gw, &creds[index], job).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.context("join")??;
+    }
+    let after = settled_rss(serve_pid, a.settle).await?;
+    eprintln!("{count} quick lanes joined: serve RSS {before} -> {after} KiB");
+    rows.push(Row {
+        what: format!("KiB per quick lane ({count} sites that had a tunnel)"),
+        value: (after as f64 - before as f64) / count as f64,
+        target: None,
+    });
     Ok(())
 }
 
@@ -411,6 +470,44 @@ async fn connect_sites(
 }
 
 async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) -> Result<Site> {
+    let (ws, welcome) = say_hello(tls, gw, c, i, None).await?;
+    let (mux, incoming) = mux::start(ws, Role::Agent, MuxConfig::default());
+    Ok(Site {
+        mux,
+        _incoming: incoming,
+        index: i,
+        lane_token: welcome.quick_lane,
+    })
+}
+
+/// Joins `site`'s quick lane over a second connection, as a real agent does
+/// with its first tunnel.
+async fn join_lane(
+    tls: &TlsConnector,
+    gw: SocketAddr,
+    c: &Creds,
+    (mux, index, token): (MuxHandle, usize, Option<String>),
+) -> Result<()> {
+    let token = token.context("serve offered this site no quick lane")?;
+    mux.accept_quick_lane();
+    let (ws, _) = say_hello(tls, gw, c, index, Some(token)).await?;
+    mux.attach_quick_lane()?;
+    mux.run_quick_lane(ws);
+    Ok(())
+}
+
+/// A connection to serve's agent listener from 127.0.0.<10 + i % SOURCES>
+/// and the hello of system `c` (for its quick lane when `quick_lane`).
+async fn say_hello(
+    tls: &TlsConnector,
+    gw: SocketAddr,
+    c: &Creds,
+    i: usize,
+    quick_lane: Option<String>,
+) -> Result<(
+    tunnel_proto::ws::WsConn<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    tunnel_proto::Welcome,
+)> {
     let src = Ipv4Addr::new(127, 0, 0, 10 + (i % SOURCES) as u8);
     let sock = TcpSocket::new_v4().map_err(emfile)?;
     sock.bind(SocketAddr::from((src, 0)))
@@ -436,17 +533,13 @@ async fn connect_one(tls: &TlsConnector, gw: SocketAddr, c: &Creds, i: usize) ->
             tunnels: Vec::new(),
         },
         agent_version: "comgate-bench-idle".into(),
-        features: Vec::new(),
-        quick_lane: None,
+        features: vec![feature::QUICK_LANE.into()],
+        quick_lane,
     };
-    agent_handshake(&mut ws, &hello)
+    let welcome = agent_handshake(&mut ws, &hello)
         .await
         .with_context(|| format!("hello for {}-{}", c.customer, c.system))?;
-    let (handle, incoming) = mux::start(ws, Role::Agent, MuxConfig::default());
-    Ok(Site {
-        _mux: handle,
-        _incoming: incoming,
-    })
+    Ok((ws, welcome))
 }
 
 fn emfile(e: std::io::Error) -> anyhow::Error {
