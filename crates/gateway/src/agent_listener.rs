@@ -316,8 +316,23 @@ impl AgentListener {
             );
             return Err(why);
         }
-        tracing::info!(thread = ?site.home, "quick lane joined");
+        tracing::info!(site_thread = ?site.home, "quick lane joined");
         Ok(())
+    }
+
+    /// Refuses, unchecked, an address with too many failed authorisations
+    /// until its allowance refills.
+    fn check_not_blocked(&self, peer: IpAddr) -> Result<(), Reject> {
+        match self.failures.blocked_for(&peer) {
+            Some(wait) => Err(Reject {
+                code: reject_code::TOO_MANY_FAILURES.into(),
+                reason: format!(
+                    "too many failed authorisations from {peer}; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The connected site whose welcome offered `token`, or the reject.
@@ -328,15 +343,7 @@ impl AgentListener {
         peer: IpAddr,
     ) -> Result<Arc<crate::hub::Site>, Reject> {
         handshake::check_version(hello)?;
-        if let Some(wait) = self.failures.blocked_for(&peer) {
-            return Err(Reject {
-                code: reject_code::TOO_MANY_FAILURES.into(),
-                reason: format!(
-                    "too many failed authorisations from {peer}; retry in {} s",
-                    wait.as_secs().max(1)
-                ),
-            });
-        }
+        self.check_not_blocked(peer)?;
         let key = admin::store::system_label(&hello.system).map(|system| SiteKey {
             customer: hello.customer.to_ascii_lowercase(),
             system,
@@ -361,15 +368,7 @@ impl AgentListener {
     /// list shows "Authorization failed").
     async fn check_hello(&self, hello: &Hello, peer: IpAddr) -> Result<(SiteKey, i64), Reject> {
         handshake::check_version(hello)?;
-        if let Some(wait) = self.failures.blocked_for(&peer) {
-            return Err(Reject {
-                code: reject_code::TOO_MANY_FAILURES.into(),
-                reason: format!(
-                    "too many failed authorisations from {peer}; retry in {} s",
-                    wait.as_secs().max(1)
-                ),
-            });
-        }
+        self.check_not_blocked(peer)?;
         // Every refusal for a name or secret counts against the address.
         let denied = || {
             if let Some(block) = self.failures.failed(&peer) {

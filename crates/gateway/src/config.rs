@@ -1120,6 +1120,16 @@ listen = "127.0.0.1:6444"
     }
 
     #[test]
+    fn the_quick_lane_is_offered_unless_turned_off() {
+        let (_d, path) = write(MINIMAL);
+        assert!(ServeConfig::load(&path).unwrap().agents.quick_lane);
+        let (_d, path) = write(&format!("{MINIMAL}quick_lane = false\n"));
+        assert!(!ServeConfig::load(&path).unwrap().agents.quick_lane);
+        let err = serve_error(&format!("{MINIMAL}quick_lane = \"yes\"\n"));
+        assert!(err.contains("quick_lane"), "{err}");
+    }
+
+    #[test]
     fn admin_section_gets_the_manuals_login_rule_and_checks_its_limits() {
         let (_d, path) = write(&format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:7080\"\n"));
         let cfg = ServeConfig::load(&path).unwrap();

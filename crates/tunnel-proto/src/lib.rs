@@ -116,6 +116,25 @@
 //! side that receives nothing at all (any message counts) for `ping_timeout`
 //! sends GOAWAY(`HEARTBEAT_TIMEOUT`) and closes.
 //!
+//! # Quick lane
+//!
+//! A session may run over a second websocket, the quick lane
+//! (`session::lanes`), so that streams that write little do not queue behind
+//! a bulk stream's bytes in the first one's socket buffers. An agent that
+//! announces [`handshake::feature::QUICK_LANE`] gets a token in the
+//! Welcome's `quick_lane`; it opens another websocket to the gateway and
+//! sends a Hello whose `quick_lane` carries that token (good once, while the
+//! session lasts). Each end first accepts the lane (takes LANE frames and
+//! the lane's messages) and then, once the other has accepted it, attaches
+//! it (moves streams there): the agent accepts before its second Hello, the
+//! gateway attaches on that Hello and accepts with it; the agent attaches on
+//! the Welcome. The quick lane carries only DATA, FIN and LANE of streams
+//! their sender moved there (anything else on it is a protocol error); a
+//! stream's sender moves it with LANE on the connection the stream leaves,
+//! behind the stream's frames there, and the receiver holds what arrives on
+//! the other connection until that LANE. Losing either connection ends the
+//! session.
+//!
 //! # Versioning
 //!
 //! [`PROTOCOL_VERSION`] (currently 1) travels in Hello and is a major
@@ -134,6 +153,8 @@
 //!   [`handshake::feature::CENTRAL_STREAMS`]: an agent without it has no
 //!   Centralized Management check of its own, so the gateway must not fall
 //!   back to a Remote Access open for it.
+//! - LANE (0x0c) and the quick lane, feature
+//!   [`handshake::feature::QUICK_LANE`]: only after both ends set it up.
 //!
 //! Anything else — a new frame type without the flag, a changed body layout,
 //! changed flow-control rules — needs a new version. An unknown frame type

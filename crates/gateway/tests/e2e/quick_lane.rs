@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tunnel_proto::handshake::{feature, HandshakeError};
 use tunnel_proto::{Hello, MuxConfig, Role};
 
-use crate::support::comgate::Agent;
+use crate::support::comgate::{Agent, GatewayOptions};
 use crate::support::files::random_bytes;
 use crate::support::raw_agent::{hello, say_hello};
 use crate::support::site::Tenant;
@@ -169,6 +169,23 @@ async fn a_quick_lane_needs_the_offered_token_and_takes_it_once() {
             "serve's log: {}",
             gw.log_text()
         );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quick_lane_false_offers_no_lane() {
+    run(|h: Harness| async move {
+        let opts = GatewayOptions::default().agents("quick_lane", false);
+        let tenant = Tenant::start_with(&h, &opts).await?;
+        let hello = Hello {
+            features: vec![feature::QUICK_LANE.into()],
+            ..hello("12345", "ipo1", &tenant.secret)
+        };
+        let (_ws, welcome) = say_hello(&tenant.gw, &hello).await?;
+        let welcome = welcome?;
+        ensure!(welcome.quick_lane.is_none(), "offered: {welcome:?}");
         Ok(())
     })
     .await;
