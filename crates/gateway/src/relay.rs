@@ -1018,6 +1018,28 @@ mod tests {
         }
     }
 
+    /// Writes `data` into `peer` in pieces of `piece` bytes and half-closes,
+    /// while reading what comes back until EOF; the task returns that.
+    pub(super) fn exchange(
+        peer: tokio::io::DuplexStream,
+        data: Vec<u8>,
+        piece: usize,
+    ) -> tokio::task::JoinHandle<Vec<u8>> {
+        tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(peer);
+            let send = async {
+                for part in data.chunks(piece) {
+                    wr.write_all(part).await.unwrap();
+                }
+                wr.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
+            read.unwrap();
+            got
+        })
+    }
+
     /// A gateway and an agent multiplexer over a websocket on an in-memory
     /// pipe of `pipe` bytes, each with its own configuration.
     pub(super) async fn mux_pair(
@@ -1105,7 +1127,7 @@ mod tests {
         let ((gateway, _gateway_incoming), (_agent, mut agent_incoming)) =
             mux_pair(64 * 1024, cfg, cfg).await;
 
-        let (target, mut target_peer) = duplex(256 * 1024);
+        let (target, target_peer) = duplex(256 * 1024);
         let agent_side = tokio::spawn(async move {
             let Some(IncomingEvent::Stream(incoming)) = agent_incoming.next().await else {
                 panic!("no stream");
@@ -1119,7 +1141,7 @@ mod tests {
             .await
         });
         let stream = gateway.open(Target::System { port: 22 }).await.unwrap();
-        let (partner, mut partner_peer) = duplex(256 * 1024);
+        let (partner, partner_peer) = duplex(256 * 1024);
         let gateway_side = tokio::spawn(relay_to_stream(
             partner,
             stream,
@@ -1131,37 +1153,9 @@ mod tests {
         let up: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
         let down: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
         let (up_sent, down_sent) = (up.clone(), down.clone());
-        let partner_task = tokio::spawn(async move {
-            let (mut rd, mut wr) = tokio::io::split(partner_peer);
-            let send = async {
-                // Odd write sizes, so reads land at every offset.
-                for piece in up_sent.chunks(7_777) {
-                    wr.write_all(piece).await.unwrap();
-                }
-                wr.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
-            read.unwrap();
-            partner_peer = rd.unsplit(wr);
-            drop(partner_peer);
-            got
-        });
-        let target_task = tokio::spawn(async move {
-            let (mut rd, mut wr) = tokio::io::split(target_peer);
-            let send = async {
-                for piece in down_sent.chunks(100_003) {
-                    wr.write_all(piece).await.unwrap();
-                }
-                wr.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
-            read.unwrap();
-            target_peer = rd.unsplit(wr);
-            drop(target_peer);
-            got
-        });
+        // Odd write sizes, so reads land at every offset.
+        let partner_task = exchange(partner_peer, up_sent, 7_777);
+        let target_task = exchange(target_peer, down_sent, 100_003);
         let at_partner = partner_task.await.unwrap();
         let at_target = target_task.await.unwrap();
         assert!(at_partner == down, "bytes to the partner differ");

@@ -13,7 +13,7 @@ use tokio::io::{
 };
 use tunnel_proto::{IncomingEvent, MuxConfig, Target};
 
-use super::tests::mux_pair;
+use super::tests::{exchange, mux_pair};
 use super::*;
 
 /// A single-threaded runtime on a thread of its own, like a site thread;
@@ -143,32 +143,8 @@ async fn a_tunnel_that_turns_bulk_moves_and_loses_no_byte() {
     let up = pattern(3_000_000, 251);
     let down = pattern(5_000_000, 241);
     let (up_sent, down_sent) = (up.clone(), down.clone());
-    let partner = tokio::spawn(async move {
-        let (mut rd, mut wr) = tokio::io::split(s.partner);
-        let send = async {
-            for piece in up_sent.chunks(40_009) {
-                wr.write_all(piece).await.unwrap();
-            }
-            wr.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
-        read.unwrap();
-        got
-    });
-    let target = tokio::spawn(async move {
-        let (mut rd, mut wr) = tokio::io::split(s.target);
-        let send = async {
-            for piece in down_sent.chunks(100_003) {
-                wr.write_all(piece).await.unwrap();
-            }
-            wr.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let (_, read) = tokio::join!(send, rd.read_to_end(&mut got));
-        read.unwrap();
-        got
-    });
+    let partner = exchange(s.partner, up_sent, 40_009);
+    let target = exchange(s.target, down_sent, 100_003);
     let within = Duration::from_secs(30);
     let at_partner = tokio::time::timeout(within, partner)
         .await
