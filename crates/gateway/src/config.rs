@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::thread_scheduling::Scheduling;
 use admin::Location;
 use serde::Deserialize;
 
@@ -106,6 +107,10 @@ pub struct ServeConfig {
     /// machine.
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// The threads' kernel scheduling policy: `batch` (default) or
+    /// `normal` (`thread_scheduling`).
+    #[serde(default)]
+    pub scheduling: Scheduling,
     /// Where the config was read from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -822,6 +827,10 @@ pub struct AgentConfig {
     /// many days.
     #[serde(default = "defaults::cert_expiry_warning_days")]
     pub cert_expiry_warning_days: u32,
+    /// The threads' kernel scheduling policy: `batch` (default) or
+    /// `normal` (`thread_scheduling`).
+    #[serde(default)]
+    pub scheduling: Scheduling,
     #[serde(skip)]
     pub path: PathBuf,
     /// `ports` with its keys checked, filled in by `validate`.
@@ -1190,6 +1199,40 @@ listen = "127.0.0.1:6444"
             "{MINIMAL}[central]\nlisten = \"127.0.0.1:8443\"\nmax_body = 1\n"
         ));
         assert!(err.contains("max_body"), "{err}");
+    }
+
+    #[test]
+    fn scheduling_defaults_to_batch_and_names_the_key_when_wrong() {
+        let (_d, path) = write(MINIMAL);
+        assert_eq!(
+            ServeConfig::load(&path).unwrap().scheduling,
+            Scheduling::Batch
+        );
+        let (_d, path) = write(&format!("scheduling = \"normal\"\n{MINIMAL}"));
+        assert_eq!(
+            ServeConfig::load(&path).unwrap().scheduling,
+            Scheduling::Normal
+        );
+        let (_d, path) = write(MINIMAL_AGENT);
+        assert_eq!(
+            AgentConfig::load(&path).unwrap().scheduling,
+            Scheduling::Batch
+        );
+        let (_d, path) = write(&format!("{MINIMAL_AGENT}scheduling = \"normal\"\n"));
+        assert_eq!(
+            AgentConfig::load(&path).unwrap().scheduling,
+            Scheduling::Normal
+        );
+        for err in [
+            serve_error(&format!("scheduling = \"fifo\"\n{MINIMAL}")),
+            agent_error(&format!("{MINIMAL_AGENT}scheduling = \"fifo\"\n")),
+        ] {
+            assert!(
+                err.contains("scheduling") && err.contains("fifo") && err.contains("batch"),
+                "{err}"
+            );
+            assert!(err.contains(".toml"), "names the file: {err}");
+        }
     }
 
     #[test]

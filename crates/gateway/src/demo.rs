@@ -116,6 +116,8 @@ pub async fn run(dir: &Path, port: u16) -> Result<(), DemoError> {
         alarms_poll_ms: crate::config::defaults::alarms_poll_ms(),
         max_pending_alarms: crate::config::defaults::max_pending_alarms(),
         cert_expiry_warning_days: crate::config::defaults::cert_expiry_warning_days(),
+        // The demo agent shares serve's process, whose policy is set already.
+        scheduling: cfg.scheduling,
         path: config_path.clone(),
         port_map: BTreeMap::new(),
     };

@@ -49,6 +49,8 @@ pub mod site_socket;
 #[cfg(feature = "server")]
 pub mod site_threads;
 #[cfg(feature = "server")]
+pub mod thread_scheduling;
+#[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]
 pub mod utility_bundle;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::config::{AgentConfig, ServeConfig};
+use gateway::thread_scheduling::{self, Scheduling};
 
 mod pac_cli;
 
@@ -234,23 +235,40 @@ fn main() -> ExitCode {
         Command::Agent { .. } => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
-    // serve's config says how many workers its runtime has, so it is read
-    // before the runtime starts.
-    let serve_cfg = match &cli.command {
-        Command::Serve { config } => match ServeConfig::load(config) {
-            Ok(cfg) => {
-                if let Some(n) = cfg.worker_threads {
-                    builder.worker_threads(n);
-                }
-                Some(cfg)
-            }
-            Err(e) => {
-                eprintln!("comgate: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        },
+    // serve's config says how many workers its runtime has, and either
+    // config the threads' scheduling policy, so both are read before the
+    // runtime starts.
+    let config = match &cli.command {
+        Command::Serve { config } => ServeConfig::load(config).map(|c| Loaded::Serve(Box::new(c))),
+        Command::Agent { config } => AgentConfig::load(config).map(|c| Loaded::Agent(Box::new(c))),
+        _ => Ok(Loaded::Neither),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("comgate: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Loaded::Serve(cfg) = &config {
+        if let Some(n) = cfg.worker_threads {
+            builder.worker_threads(n);
+        }
+    }
+    let scheduling = match (&cli.command, &config) {
+        (_, Loaded::Serve(cfg)) => Some(cfg.scheduling),
+        (_, Loaded::Agent(cfg)) => Some(cfg.scheduling),
+        // The demo runs serve and an agent with their defaults.
+        (Command::Demo { .. }, _) => Some(Scheduling::default()),
         _ => None,
     };
+    if let Some(policy) = scheduling {
+        // Before the runtime: every thread it starts inherits the policy.
+        // A policy the kernel refuses costs latency, not correctness.
+        if let Err(e) = thread_scheduling::apply(policy) {
+            tracing::warn!(error = %e, "threads keep the default scheduling policy");
+        }
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -258,7 +276,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, serve_cfg, clock)) {
+    match runtime.block_on(run(cli, config, clock)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("comgate: {e:#}");
@@ -267,20 +285,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the command; `serve_cfg` is serve's config, already read.
-async fn run(
-    cli: Cli,
-    serve_cfg: Option<ServeConfig>,
-    clock: pac::SystemClock,
-) -> anyhow::Result<()> {
+/// The config `serve` or `agent` runs with, read before the runtime starts.
+enum Loaded {
+    Serve(Box<ServeConfig>),
+    Agent(Box<AgentConfig>),
+    Neither,
+}
+
+/// Runs the command with its config, already read.
+async fn run(cli: Cli, config: Loaded, clock: pac::SystemClock) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => {
-            let cfg = serve_cfg.context("serve's config is read before its runtime starts")?;
-            gateway::serve::run(cfg).await?;
+            let Loaded::Serve(cfg) = config else {
+                anyhow::bail!("serve's config is read before its runtime starts");
+            };
+            gateway::serve::run(*cfg).await?;
         }
-        Command::Agent { config } => {
-            let cfg = AgentConfig::load(&config)?;
-            let agent = gateway::agent::Agent::new(cfg)?;
+        Command::Agent { .. } => {
+            let Loaded::Agent(cfg) = config else {
+                anyhow::bail!("the agent's config is read before its runtime starts");
+            };
+            let agent = gateway::agent::Agent::new(*cfg)?;
             tokio::select! {
                 _ = agent.run() => {}
                 _ = gateway::serve::shutdown_signal() => {}

@@ -46,6 +46,7 @@ mod policy;
 mod quick_lane;
 mod remote_support;
 mod resilience;
+mod scheduling;
 mod server_first;
 mod ssh;
 mod standalone;

@@ -12,7 +12,7 @@ use super::audit::{self, AuditEvent};
 use super::harness::Harness;
 use super::net;
 use super::ports::free_port;
-use super::process::{self, without_proxy_env, Proc, Ran};
+use super::process::{self, without_proxy_env, Proc, Ran, ThreadStat};
 use super::{millis, secs, DOMAIN};
 
 /// How long serve gets to generate its certificates and open both ports.
@@ -232,32 +232,21 @@ impl Gateway {
 
     /// Each of serve's threads: its name (`comm`, site threads numbered:
     /// `comgate-site-0`) and the CPU time it has used (user + system, in
-    /// clock ticks), from `/proc/<pid>/task/*/stat`.
+    /// clock ticks).
     pub fn thread_cpu_ticks(&self) -> Result<Vec<(String, u64)>> {
-        let pid = self.proc.as_ref().context("serve is not running")?.pid();
-        let mut threads = Vec::new();
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            let dir = task?.path();
-            let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
-                continue; // the thread ended meanwhile
-            };
-            let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-                continue;
-            };
-            // Fields after the parenthesised name: state is the first,
-            // utime the 12th and stime the 13th (proc(5) fields 14, 15).
-            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            let tick = |i: usize| -> Result<u64> {
-                fields
-                    .get(i)
-                    .context("short /proc stat line")?
-                    .parse()
-                    .context("CPU time in /proc stat")
-            };
-            threads.push((comm.trim_end().to_owned(), tick(11)? + tick(12)?));
-        }
-        Ok(threads)
+        Ok(self
+            .threads()?
+            .into_iter()
+            .map(|t| (t.name, t.cpu_ticks))
+            .collect())
+    }
+
+    /// Each of serve's threads, from `/proc`.
+    pub fn threads(&self) -> Result<Vec<ThreadStat>> {
+        self.proc
+            .as_ref()
+            .context("serve is not running")?
+            .threads()
     }
 
     /// The whole serve log so far (all runs), colours stripped.
@@ -556,6 +545,14 @@ impl Agent {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.proc = Some(Proc::spawn("comgate agent", cmd, &self.log)?);
         Ok(())
+    }
+
+    /// Each of the agent's threads, from `/proc`.
+    pub fn threads(&self) -> Result<Vec<ThreadStat>> {
+        self.proc
+            .as_ref()
+            .context("the agent is not running")?
+            .threads()
     }
 
     /// The agent log so far (all runs), colours stripped.

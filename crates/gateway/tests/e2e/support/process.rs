@@ -26,6 +26,16 @@ const PROXY_ENV: &[&str] = &[
     "NO_PROXY",
 ];
 
+/// One thread of a [`Proc`].
+pub struct ThreadStat {
+    /// Its name (`comm`), e.g. `comgate-site-0`.
+    pub name: String,
+    /// CPU time used, user + system, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Its kernel scheduling policy: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`.
+    pub policy: u32,
+}
+
 /// Removes the proxy variables from a command's environment.
 pub fn without_proxy_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
     for var in PROXY_ENV {
@@ -145,6 +155,39 @@ impl Proc {
     /// The process id (0 once it has been killed and reaped).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Each of the process's threads, from `/proc/<pid>/task/*`.
+    pub fn threads(&self) -> Result<Vec<ThreadStat>> {
+        let pid = self.pid();
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let dir = task?.path();
+            let (Ok(comm), Ok(stat)) = (
+                std::fs::read_to_string(dir.join("comm")),
+                std::fs::read_to_string(dir.join("stat")),
+            ) else {
+                continue; // the thread ended meanwhile
+            };
+            // Fields after the parenthesised name, counted from the state
+            // (proc(5) field 3): utime and stime are proc(5) fields 14 and
+            // 15, the scheduling policy field 41.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let field = |n: usize| -> Result<u64> {
+                fields
+                    .get(n - 3)
+                    .context("short /proc stat line")?
+                    .parse()
+                    .with_context(|| format!("field {n} of /proc stat"))
+            };
+            threads.push(ThreadStat {
+                name: comm.trim_end().to_owned(),
+                cpu_ticks: field(14)? + field(15)?,
+                policy: field(41)? as u32,
+            });
+        }
+        Ok(threads)
     }
 
     /// The whole log (lossy UTF-8).
