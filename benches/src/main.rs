@@ -84,10 +84,23 @@ struct Opts {
     /// `--bytes`, at least 128 MiB, at most `--bytes`).
     #[arg(long)]
     far_bytes: Option<u64>,
+    /// The reference relay's kernel scheduling policy: `batch` (comgate's default,
+    /// `scheduling` in its configs) or `normal`.
+    #[arg(long, value_enum, default_value_t = RelayScheduling::Batch)]
+    relay_scheduling: RelayScheduling,
     /// Work directory (configs, logs, keys), empty or new; by default a temporary one,
     /// removed after a successful run and kept after a failed one.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+}
+
+/// `--relay-scheduling`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum RelayScheduling {
+    /// `SCHED_BATCH` (run under `chrt -b 0`).
+    Batch,
+    /// The kernel's default policy.
+    Normal,
 }
 
 fn main() -> Result<()> {
@@ -154,7 +167,13 @@ async fn bench_in(o: &Opts, dir: &std::path::Path) -> Result<()> {
     let mut left_out = Vec::new();
     let mut relay2 = None;
     if !skip("relay") {
-        let (p, r2) = peers::relay(&dir, &data, target).await?;
+        let (p, r2) = peers::relay(
+            &dir,
+            &data,
+            target,
+            o.relay_scheduling == RelayScheduling::Batch,
+        )
+        .await?;
         peers.push(p);
         relay2 = Some(r2);
     }
@@ -186,7 +205,17 @@ async fn bench_in(o: &Opts, dir: &std::path::Path) -> Result<()> {
                 paths::Path::Direct => peers::direct_far(&dir, target, ms).await,
                 paths::Path::Comgate { .. } => comgate.far(target, ms).await,
                 paths::Path::Relay { .. } => match relay2 {
-                    Some(r2) => peers::relay_far(&dir, &data, r2, target, ms).await,
+                    Some(r2) => {
+                        peers::relay_far(
+                            &dir,
+                            &data,
+                            r2,
+                            target,
+                            ms,
+                            o.relay_scheduling == RelayScheduling::Batch,
+                        )
+                        .await
+                    }
                     None => continue,
                 },
                 paths::Path::Ssh(jump) => peers::ssh_far(&dir, jump, target, ms).await,
@@ -279,12 +308,16 @@ async fn bench_in(o: &Opts, dir: &std::path::Path) -> Result<()> {
         )
     };
     out.push_str(&format!(
-        "bytes per bulk transfer {} MiB{far_note}, median of {} runs, {} ping-pongs, {} set-ups ({} workers)\n\n",
+        "bytes per bulk transfer {} MiB{far_note}, median of {} runs, {} ping-pongs, {} set-ups ({} workers); the reference relay's scheduling: {}\n\n",
         o.bytes >> 20,
         o.runs,
         o.rounds,
         o.setups,
-        o.parallel
+        o.parallel,
+        match o.relay_scheduling {
+            RelayScheduling::Batch => "batch, as comgate's default",
+            RelayScheduling::Normal => "normal",
+        }
     ));
     out.push_str(&table.render());
     if !front.is_empty() {

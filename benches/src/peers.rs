@@ -387,14 +387,19 @@ pub async fn direct_far(dir: &FsPath, target: SocketAddr, delay_ms: u64) -> Resu
 }
 
 /// client -TLS-> relay1 -TLS-> relay2 -> target, each relay its own process.
-pub async fn relay(dir: &FsPath, data: &FsPath, target: SocketAddr) -> Result<(Peer, SocketAddr)> {
+pub async fn relay(
+    dir: &FsPath,
+    data: &FsPath,
+    target: SocketAddr,
+    batch: bool,
+) -> Result<(Peer, SocketAddr)> {
     let r2 = SocketAddr::from(([127, 0, 0, 3], free_port([127, 0, 0, 3])?));
     let r1 = SocketAddr::from(([127, 0, 0, 2], free_port([127, 0, 0, 2])?));
     let log2 = dir.join("relay2.log");
-    let mut p2 = Proc::spawn("relay2", relay_cmd(data, r2, target, false)?, &log2)?;
+    let mut p2 = Proc::spawn("relay2", relay_cmd(data, r2, target, false, batch)?, &log2)?;
     wait_listening(&mut p2, &log2, r2).await?;
     let log1 = dir.join("relay1.log");
-    let mut p1 = Proc::spawn("relay1", relay_cmd(data, r1, r2, true)?, &log1)?;
+    let mut p1 = Proc::spawn("relay1", relay_cmd(data, r1, r2, true, batch)?, &log1)?;
     wait_listening(&mut p1, &log1, r1).await?;
     let path = Path::Relay {
         front: TlsFront::new(r1, &data.join("ca.pem"), SNI)?,
@@ -413,14 +418,24 @@ pub async fn relay(dir: &FsPath, data: &FsPath, target: SocketAddr) -> Result<(P
 }
 
 /// `comgate-bench relay` on `listen` to `upstream` (TLS upstream when `tls`), with the
-/// server key and CA that comgate generated in `data`.
+/// server key and CA that comgate generated in `data`; under `chrt -b 0` when `batch`:
+/// comgate's default scheduling policy (`thread_scheduling` in the gateway crate), so
+/// that the reference measures the shape with the same kernel policy, not the policy.
 fn relay_cmd(
     data: &FsPath,
     listen: SocketAddr,
     upstream: SocketAddr,
     tls: bool,
+    batch: bool,
 ) -> Result<Command> {
-    let mut c = Command::new(std::env::current_exe()?);
+    let exe = std::env::current_exe()?;
+    let mut c = if batch {
+        let mut c = Command::new("chrt");
+        c.args(["-b", "0"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
     c.arg("relay")
         .arg("--listen")
         .arg(listen.to_string())
@@ -444,11 +459,16 @@ pub async fn relay_far(
     r2: SocketAddr,
     target: SocketAddr,
     delay_ms: u64,
+    batch: bool,
 ) -> Result<Peer> {
     let (d, daddr) = delay(dir, "delay-relay", r2, delay_ms).await?;
     let r1 = SocketAddr::from(([127, 0, 0, 2], free_port([127, 0, 0, 2])?));
     let log1 = dir.join("relay1-far.log");
-    let mut p1 = Proc::spawn("relay1 (far)", relay_cmd(data, r1, daddr, true)?, &log1)?;
+    let mut p1 = Proc::spawn(
+        "relay1 (far)",
+        relay_cmd(data, r1, daddr, true, batch)?,
+        &log1,
+    )?;
     wait_listening(&mut p1, &log1, r1).await?;
     let path = Path::Relay {
         front: TlsFront::new(r1, &data.join("ca.pem"), SNI)?,
