@@ -100,12 +100,26 @@ struct Shared {
     start: Instant,
     /// Milliseconds since `start` of the last byte, per direction.
     last: [AtomicU64; 2],
+    /// Milliseconds since `start` of the last bulk read in either
+    /// direction ([`BULK_READ`]), kept while the tunnel is on its bulk
+    /// thread.
+    last_bulk: AtomicU64,
     limits: RelayLimits,
 }
 
 impl Shared {
     fn touch(&self, dir: usize) {
         self.last[dir].store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn mark_bulk(&self) {
+        self.last_bulk
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    /// No bulk read in either direction for [`QUIET_AFTER`].
+    fn quiet(&self) -> bool {
+        let since = self.start.elapsed().as_millis() as u64;
+        since.saturating_sub(self.last_bulk.load(Ordering::Relaxed))
+            >= QUIET_AFTER.as_millis() as u64
     }
     fn last(&self, dir: usize) -> Instant {
         self.start + Duration::from_millis(self.last[dir].load(Ordering::Relaxed))
@@ -131,13 +145,14 @@ impl Shared {
 struct Flags {
     finished: [bool; 2],
     aborted: bool,
-    /// A direction turned bulk: both stop at their next read and the
-    /// tunnel goes on on its bulk thread (see [`Placement`]).
+    /// A direction turned bulk (or, on the bulk thread, quiet): both stop
+    /// at their next read and the tunnel goes on on its other thread (see
+    /// [`Placement`]).
     moving: bool,
 }
 
 enum PumpEnd {
-    /// Stopped for the move to the bulk thread; nothing is buffered.
+    /// Stopped for a move to the other thread; nothing is buffered.
     Moved,
     Eof,
     Aborted,
@@ -219,7 +234,7 @@ async fn run<U: Pipe, D: Pipe>(
     limits: RelayLimits,
 ) -> RelayOutcome {
     let mut tunnel = Tunnel::new(up, down, limits);
-    tunnel.drive(a_first, false).await;
+    tunnel.drive(a_first, Watch::Nothing).await;
     tunnel.outcome()
 }
 
@@ -229,8 +244,11 @@ async fn run<U: Pipe, D: Pipe>(
 /// cannot help it, so tunnels start on a quieter thread (the one that also
 /// serves the session's quick lane) and move to `bulk` once they move bulk
 /// themselves: [`BULK_STREAK`] reads in a row of at least [`BULK_READ`]
-/// bytes in either direction. The move is one way (a tunnel that once
-/// moved bulk stays on the bulk thread).
+/// bytes in either direction. They move back once quiet again: after
+/// [`QUIET_AFTER`] without a bulk read in either direction, at the
+/// [`QUIET_STREAK`]th short read in a row of one direction (an ssh session
+/// after an `scp`, whose keystrokes would otherwise wait behind a
+/// neighbour's download on the busy thread).
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
     /// The thread to move to; `None` keeps the tunnel where it started.
@@ -243,6 +261,23 @@ pub struct Placement {
 pub const BULK_READ: usize = 16 * 1024;
 /// Reads of [`BULK_READ`] in a row that move a tunnel.
 pub const BULK_STREAK: u32 = 8;
+/// How long a tunnel on its bulk thread goes without a bulk read before it
+/// may move back. Long enough that the pauses inside a transfer (a window
+/// update's round trip, a disk's hiccup) do not move it to and fro.
+pub const QUIET_AFTER: Duration = Duration::from_millis(500);
+/// Short reads in a row of one direction that move a quiet tunnel back.
+pub const QUIET_STREAK: u32 = 4;
+
+/// What a phase of a tunnel watches for (a reason to move).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// Stays where it runs.
+    Nothing,
+    /// Moves once it turns bulk.
+    Bulk,
+    /// Moves once it is quiet again.
+    Quiet,
+}
 
 /// Both directions of a tunnel and what they did so far; movable between
 /// threads while neither is in the middle of a write.
@@ -264,6 +299,7 @@ impl<U: Pipe, D: Pipe> Tunnel<U, D> {
             shared: Arc::new(Shared {
                 start: Instant::now(),
                 last: [AtomicU64::new(0), AtomicU64::new(0)],
+                last_bulk: AtomicU64::new(0),
                 limits,
             }),
             flags: Flags::default(),
@@ -273,15 +309,16 @@ impl<U: Pipe, D: Pipe> Tunnel<U, D> {
         }
     }
 
-    /// Runs the directions that have not ended, until both end or (when
-    /// `may_move`) they stop for a move; returns whether they did.
-    async fn drive(&mut self, a_first: &[u8], may_move: bool) -> bool {
+    /// Runs the directions that have not ended, until both end or (unless
+    /// `watch` is [`Watch::Nothing`]) they stop for a move; returns whether
+    /// they did.
+    async fn drive(&mut self, a_first: &[u8], watch: Watch) -> bool {
         self.flags.moving = false;
         let (tx, rx) = watch::channel(self.flags);
         let shared = &self.shared;
         let [up_end, down_end] = &mut self.ends;
-        let up = run_pump(&mut self.up, up_end, a_first, 0, shared, &tx, &rx, may_move);
-        let down = run_pump(&mut self.down, down_end, &[], 1, shared, &tx, &rx, may_move);
+        let up = run_pump(&mut self.up, up_end, a_first, 0, shared, &tx, &rx, watch);
+        let down = run_pump(&mut self.down, down_end, &[], 1, shared, &tx, &rx, watch);
         let (up_moved, down_moved) = tokio::join!(up, down);
         self.moved[0] += up_moved;
         self.moved[1] += down_moved;
@@ -327,28 +364,42 @@ impl<U: Pipe, D: Pipe> Tunnel<U, D> {
 }
 
 impl<U: Pipe + 'static, D: Pipe + 'static> Tunnel<U, D> {
-    /// [`Tunnel::drive`] where it was started, then, if it turned bulk, on
-    /// `placement`'s bulk thread (its sockets follow: [`crate::movable_tcp`]).
+    /// [`Tunnel::drive`] where it was started, on `placement`'s bulk
+    /// thread while it is bulk, and back where it started when quiet again
+    /// (its sockets follow: [`crate::movable_tcp`]).
     async fn drive_placed(mut self, a_first: &[u8], placement: Placement) -> RelayOutcome {
         let Some(bulk) = placement.bulk else {
-            self.drive(a_first, false).await;
+            self.drive(a_first, Watch::Nothing).await;
             return self.outcome();
         };
-        if !self.drive(a_first, true).await {
-            return self.outcome();
+        let mut first = a_first;
+        // Here: where the tunnel started, the caller's task.
+        while self.drive(first, Watch::Bulk).await {
+            first = &[];
+            tracing::debug!("tunnel moves to its site's bulk thread");
+            self.moved_to_bulk = true;
+            self.shared.mark_bulk();
+            let on_bulk = bulk.spawn(async move {
+                let back = self.drive(&[], Watch::Quiet).await;
+                (self, back)
+            });
+            match on_bulk.await {
+                Ok((tunnel, true)) => {
+                    self = tunnel;
+                    tracing::debug!("tunnel is quiet again and moves back");
+                }
+                Ok((tunnel, false)) => return tunnel.outcome(),
+                Err(e) => {
+                    return RelayOutcome {
+                        a_to_b: 0,
+                        b_to_a: 0,
+                        end: RelayEnd::ErrorB(format!("the tunnel's bulk thread is gone: {e}")),
+                        moved_to_bulk: true,
+                    }
+                }
+            }
         }
-        tracing::debug!("tunnel moves to its site's bulk thread");
-        self.moved_to_bulk = true;
-        let moved = bulk.spawn(async move {
-            self.drive(&[], false).await;
-            self.outcome()
-        });
-        moved.await.unwrap_or_else(|e| RelayOutcome {
-            a_to_b: 0,
-            b_to_a: 0,
-            end: RelayEnd::ErrorB(format!("the tunnel's bulk thread is gone: {e}")),
-            moved_to_bulk: true,
-        })
+        self.outcome()
     }
 }
 
@@ -362,12 +413,12 @@ async fn run_pump<P: Pipe>(
     shared: &Shared,
     tx: &watch::Sender<Flags>,
     rx: &watch::Receiver<Flags>,
-    may_move: bool,
+    watch: Watch,
 ) -> u64 {
     if end.is_some() {
         return 0;
     }
-    let (moved, how) = pump(pipe, first, dir, shared, tx, rx.clone(), may_move).await;
+    let (moved, how) = pump(pipe, first, dir, shared, tx, rx.clone(), watch).await;
     *end = Some(how);
     moved
 }
@@ -387,7 +438,8 @@ trait Pipe: Send {
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-/// A read that counts towards moving the tunnel to its bulk thread.
+/// A read that counts towards moving the tunnel to its bulk thread (and
+/// keeps it there).
 fn bulk_read(n: usize) -> bool {
     n >= BULK_READ
 }
@@ -572,7 +624,7 @@ async fn pump<P: Pipe>(
     shared: &Shared,
     tx: &watch::Sender<Flags>,
     mut rx: watch::Receiver<Flags>,
-    may_move: bool,
+    watch: Watch,
 ) -> (u64, PumpEnd) {
     let abort = |end: PumpEnd| {
         tx.send_modify(|f| f.aborted = true);
@@ -594,7 +646,9 @@ async fn pump<P: Pipe>(
     let mut armed = false;
     let mut other_finished = None;
     let mut since_yield = 0;
-    let mut bulk_reads = 0;
+    // Reads in a row that count towards a move: bulk ones on the quick
+    // thread, short ones on the bulk thread.
+    let mut streak = 0;
     loop {
         let flags = *rx.borrow_and_update();
         if flags.aborted {
@@ -660,10 +714,23 @@ async fn pump<P: Pipe>(
                 }
                 moved += n as u64;
                 shared.touch(dir);
-                if may_move {
-                    bulk_reads = if bulk_read(n) { bulk_reads + 1 } else { 0 };
-                    if bulk_reads >= BULK_STREAK {
-                        tx.send_modify(|f| f.moving = true);
+                match watch {
+                    Watch::Nothing => {}
+                    Watch::Bulk => {
+                        streak = if bulk_read(n) { streak + 1 } else { 0 };
+                        if streak >= BULK_STREAK {
+                            tx.send_modify(|f| f.moving = true);
+                        }
+                    }
+                    Watch::Quiet if bulk_read(n) => {
+                        streak = 0;
+                        shared.mark_bulk();
+                    }
+                    Watch::Quiet => {
+                        streak += 1;
+                        if streak >= QUIET_STREAK && shared.quiet() {
+                            tx.send_modify(|f| f.moving = true);
+                        }
                     }
                 }
                 since_yield += n;

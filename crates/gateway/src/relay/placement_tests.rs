@@ -1,6 +1,7 @@
 //! Tunnels that move to their bulk thread ([`super::Placement`]): the move
 //! happens once a direction turns bulk, loses or reorders no byte, keeps a
-//! half-closed direction closed, and an interactive tunnel never moves.
+//! half-closed direction closed, and an interactive tunnel never moves; a
+//! tunnel quiet again moves back, but not in the pauses of a transfer.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -233,4 +234,113 @@ async fn a_half_closed_tunnel_moves_with_its_open_direction() {
     assert!(front.moved_to_bulk);
     assert_eq!(front.end, RelayEnd::Completed);
     assert_eq!((front.a_to_b, front.b_to_a), (15, reply.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_quiet_again_after_bulk_moves_back() {
+    let mut s = setup().await;
+    // A download (the scp) that moves the tunnel to the bulk thread.
+    let download = pattern(4_000_000, 233);
+    let sent = download.clone();
+    let mut target = s.target;
+    let target_task = tokio::spawn(async move {
+        for piece in sent.chunks(65_536) {
+            target.write_all(piece).await.unwrap();
+        }
+        target
+    });
+    let mut got = vec![0u8; download.len()];
+    tokio::time::timeout(Duration::from_secs(30), s.partner.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got == download, "the download differs");
+    s.target = target_task.await.unwrap();
+    assert_eq!(
+        *s.partner_writer.lock().unwrap(),
+        Some(s.bulk_id),
+        "the download was not written on the bulk thread"
+    );
+    // Then keystrokes and their echoes, after a quiet spell.
+    tokio::time::sleep(QUIET_AFTER + Duration::from_millis(100)).await;
+    let mut target = s.target;
+    let echo = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            match target.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => target.write_all(&buf[..n]).await.unwrap(),
+            }
+        }
+        target.shutdown().await.unwrap();
+    });
+    for round in 0..2 * QUIET_STREAK + 20 {
+        let msg = [(round % 256) as u8; 64];
+        s.partner.write_all(&msg).await.unwrap();
+        let mut back = [0u8; 64];
+        s.partner.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, msg, "round {round}");
+    }
+    let last_writer = *s.partner_writer.lock().unwrap();
+    s.partner.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    s.partner.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    echo.await.unwrap();
+    let front = s.front.await.unwrap();
+    assert!(front.moved_to_bulk);
+    assert_eq!(front.end, RelayEnd::Completed);
+    let rounds = u64::from(2 * QUIET_STREAK + 20) * 64;
+    assert_eq!(
+        (front.a_to_b, front.b_to_a),
+        (rounds, download.len() as u64 + rounds)
+    );
+    assert!(
+        last_writer.is_some() && last_writer != Some(s.bulk_id),
+        "the echoes after the quiet spell were still written on the bulk thread"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_reads_within_a_transfer_do_not_move_it_back() {
+    let mut s = setup().await;
+    // A transfer whose bursts are separated by pauses shorter than
+    // QUIET_AFTER, each burst ending in short writes: it stays on the bulk
+    // thread throughout.
+    let mut target = s.target;
+    let bursts = 6usize;
+    let burst = pattern(1_000_000, 229);
+    let sent = burst.clone();
+    let target_task = tokio::spawn(async move {
+        for _ in 0..bursts {
+            for piece in sent.chunks(65_536) {
+                target.write_all(piece).await.unwrap();
+            }
+            for _ in 0..2 * QUIET_STREAK {
+                target.write_all(&[7u8; 100]).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(QUIET_AFTER / 5).await;
+        }
+        target
+    });
+    let per_burst = burst.len() + 2 * QUIET_STREAK as usize * 100;
+    let mut got = vec![0u8; bursts * per_burst];
+    tokio::time::timeout(Duration::from_secs(30), s.partner.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, chunk) in got.chunks(per_burst).enumerate() {
+        assert!(chunk[..burst.len()] == burst[..], "burst {i} differs");
+        assert!(
+            chunk[burst.len()..].iter().all(|&b| b == 7),
+            "tail {i} differs"
+        );
+    }
+    let _target = target_task.await.unwrap();
+    assert_eq!(
+        *s.partner_writer.lock().unwrap(),
+        Some(s.bulk_id),
+        "the transfer left its bulk thread between bursts"
+    );
 }
