@@ -255,12 +255,14 @@ fn main() -> ExitCode {
             builder.worker_threads(n);
         }
     }
-    let scheduling = match (&cli.command, &config) {
-        (_, Loaded::Serve(cfg)) => Some(cfg.scheduling),
-        (_, Loaded::Agent(cfg)) => Some(cfg.scheduling),
+    let scheduling = match &config {
+        Loaded::Serve(cfg) => Some(cfg.scheduling),
+        Loaded::Agent(cfg) => Some(cfg.scheduling),
         // The demo runs serve and an agent with their defaults.
-        (Command::Demo { .. }, _) => Some(Scheduling::default()),
-        _ => None,
+        Loaded::Neither if matches!(cli.command, Command::Demo { .. }) => {
+            Some(Scheduling::default())
+        }
+        Loaded::Neither => None,
     };
     if let Some(policy) = scheduling {
         // Before the runtime: every thread it starts inherits the policy.

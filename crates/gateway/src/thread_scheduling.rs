@@ -11,9 +11,10 @@
 //! threads do not preempt on wake-up (the kernel still gives them their
 //! fair share of CPU at the same nice level); the waker finishes its turn
 //! and sleeps, and the woken thread runs next on the same CPU. Measured
-//! with `chrt -b` around the release binaries (BENCHMARKS.md, session 16):
-//! the idle round trip 20 % shorter, set-ups about a fifth faster, the
-//! throughput and the round trip beside a saturated stream no worse.
+//! in pairs against the default policy (BENCHMARKS.md, session 16): the
+//! idle round trip 5-25 % shorter and 0-30 % more set-ups per second,
+//! depending on the host's state; throughput and the round trip beside a
+//! saturated stream no worse.
 //!
 //! It is also the polite policy for an agent that shares its host with a
 //! phone system: its threads never push a running process off its CPU
