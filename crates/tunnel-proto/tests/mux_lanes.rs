@@ -271,3 +271,36 @@ async fn a_goaway_s_reason_wins_over_the_quick_lane_closing_with_it() {
         );
     }
 }
+
+/// A text message after the handshake ends the session, on either lane,
+/// and the reason names the lane it came on.
+#[tokio::test]
+async fn a_text_message_ends_the_session_naming_its_lane() {
+    // On the main connection: the agent's end is a bare websocket.
+    let (server, mut client) = ws_pair().await;
+    let (gateway, _incoming) = tunnel_proto::start(server, Role::Gateway, MuxConfig::default());
+    client.send_text("hello?".into()).await.unwrap();
+    let reason = within(10, "the gateway refuses it", gateway.closed()).await;
+    assert_eq!(
+        reason,
+        CloseReason::ProtocolError("text message after the handshake".into())
+    );
+
+    // On the quick lane: the session's main connection is a real pair.
+    let pair = mux_pair(MuxConfig::default()).await;
+    let (server, mut client) = ws_pair().await;
+    pair.agent.accept_quick_lane();
+    pair.gateway.attach_quick_lane().unwrap();
+    pair.gateway.run_quick_lane(server);
+    client.send_text("hello?".into()).await.unwrap();
+    let reason = within(10, "the gateway refuses it", pair.gateway.closed()).await;
+    assert_eq!(
+        reason,
+        CloseReason::ProtocolError("quick lane: text message after the handshake".into())
+    );
+    let reason = within(10, "the agent hears of it", pair.agent.closed()).await;
+    assert!(
+        matches!(reason, CloseReason::PeerGoAway { .. }),
+        "{reason:?}"
+    );
+}

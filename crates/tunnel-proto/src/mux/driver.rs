@@ -172,27 +172,9 @@ pub(crate) async fn read_loop<R>(
             _ = &mut closed => return,
             msg = source.next() => {
                 last_rx = Instant::now();
-                match msg {
-                    Ok(Some(WsMessage::Binary(bytes))) => {
-                        since_yield += bytes.len();
-                        shared.receive(Lane::Main, bytes);
-                    }
-                    Ok(Some(WsMessage::Ping(payload))) => shared.ws_ping(payload),
-                    Ok(Some(WsMessage::Text(_))) => {
-                        let reason = "text message after the handshake";
-                        shared.shutdown(
-                            CloseReason::ProtocolError(reason.into()),
-                            Some((codes::GOAWAY_PROTOCOL_ERROR, reason)),
-                        );
-                    }
-                    Ok(Some(WsMessage::Close) | None) => {
-                        shared.shutdown(CloseReason::ConnectionLost, None);
-                        return;
-                    }
-                    Err(e) => {
-                        shared.shutdown(CloseReason::Io(e.to_string()), None);
-                        return;
-                    }
+                match on_message(&shared, Lane::Main, msg).await {
+                    Some(n) => since_yield += n,
+                    None => return,
                 }
             }
             _ = &mut deadline => {
@@ -230,35 +212,57 @@ where
         }
         tokio::select! {
             _ = &mut closed => return,
-            msg = source.next() => match msg {
-                Ok(Some(WsMessage::Binary(bytes))) => {
-                    since_yield += bytes.len();
-                    shared.receive(Lane::Quick, bytes);
-                }
-                // Answered on the main lane, like every ping.
-                Ok(Some(WsMessage::Ping(payload))) => shared.ws_ping(payload),
-                Ok(Some(WsMessage::Text(_))) => {
-                    let reason = "text message on the quick lane";
-                    shared.shutdown(
-                        CloseReason::ProtocolError(reason.into()),
-                        Some((codes::GOAWAY_PROTOCOL_ERROR, reason)),
-                    );
-                    return;
-                }
-                // A peer that ends the session closes both connections; the
-                // main one carries its reason (GOAWAY), which may arrive a
-                // moment later: prefer it.
-                Ok(Some(WsMessage::Close) | None) => {
-                    let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
-                    shared.shutdown(CloseReason::ConnectionLost, None);
-                    return;
-                }
-                Err(e) => {
-                    let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
-                    shared.shutdown(CloseReason::Io(format!("quick lane: {e}")), None);
-                    return;
-                }
+            msg = source.next() => match on_message(&shared, Lane::Quick, msg).await {
+                Some(n) => since_yield += n,
+                None => return,
             },
+        }
+    }
+}
+
+/// One message from `lane`'s connection: data goes to the session, a ping
+/// is answered (on the main lane, like every ping), anything else ends the
+/// session. Returns the bytes taken, or None once the reader is done.
+async fn on_message(
+    shared: &Arc<Shared>,
+    lane: Lane,
+    msg: Result<Option<WsMessage>, crate::ws::WsError>,
+) -> Option<usize> {
+    let on_lane = match lane {
+        Lane::Main => "",
+        Lane::Quick => "quick lane: ",
+    };
+    match msg {
+        Ok(Some(WsMessage::Binary(bytes))) => {
+            let n = bytes.len();
+            shared.receive(lane, bytes);
+            Some(n)
+        }
+        Ok(Some(WsMessage::Ping(payload))) => {
+            shared.ws_ping(payload);
+            Some(0)
+        }
+        Ok(Some(WsMessage::Text(_))) => {
+            let reason = format!("{on_lane}text message after the handshake");
+            shared.shutdown(
+                CloseReason::ProtocolError(reason.clone()),
+                Some((codes::GOAWAY_PROTOCOL_ERROR, &reason)),
+            );
+            None
+        }
+        Ok(Some(WsMessage::Close) | None) | Err(_) => {
+            // A peer that ends the session closes both connections; the
+            // main one carries its reason (GOAWAY), which may arrive a
+            // moment after the quick lane's end: prefer it.
+            if lane == Lane::Quick {
+                let _ = tokio::time::timeout(WRITE_ERROR_GRACE, shared.wait_closed()).await;
+            }
+            let reason = match msg {
+                Err(e) => CloseReason::Io(format!("{on_lane}{e}")),
+                _ => CloseReason::ConnectionLost,
+            };
+            shared.shutdown(reason, None);
+            None
         }
     }
 }
