@@ -1203,26 +1203,21 @@ listen = "127.0.0.1:6444"
 
     #[test]
     fn scheduling_defaults_to_batch_and_names_the_key_when_wrong() {
-        let (_d, path) = write(MINIMAL);
-        assert_eq!(
-            ServeConfig::load(&path).unwrap().scheduling,
-            Scheduling::Batch
-        );
-        let (_d, path) = write(&format!("scheduling = \"normal\"\n{MINIMAL}"));
-        assert_eq!(
-            ServeConfig::load(&path).unwrap().scheduling,
-            Scheduling::Normal
-        );
-        let (_d, path) = write(MINIMAL_AGENT);
-        assert_eq!(
-            AgentConfig::load(&path).unwrap().scheduling,
-            Scheduling::Batch
-        );
-        let (_d, path) = write(&format!("{MINIMAL_AGENT}scheduling = \"normal\"\n"));
-        assert_eq!(
-            AgentConfig::load(&path).unwrap().scheduling,
-            Scheduling::Normal
-        );
+        let normal = "scheduling = \"normal\"\n";
+        for (text, expected) in [
+            (MINIMAL.to_owned(), Scheduling::Batch),
+            (format!("{normal}{MINIMAL}"), Scheduling::Normal),
+        ] {
+            let (_d, path) = write(&text);
+            assert_eq!(ServeConfig::load(&path).unwrap().scheduling, expected);
+        }
+        for (text, expected) in [
+            (MINIMAL_AGENT.to_owned(), Scheduling::Batch),
+            (format!("{MINIMAL_AGENT}{normal}"), Scheduling::Normal),
+        ] {
+            let (_d, path) = write(&text);
+            assert_eq!(AgentConfig::load(&path).unwrap().scheduling, expected);
+        }
         for err in [
             serve_error(&format!("scheduling = \"fifo\"\n{MINIMAL}")),
             agent_error(&format!("{MINIMAL_AGENT}scheduling = \"fifo\"\n")),

@@ -49,47 +49,27 @@ pub enum SchedulingError {
     Unsupported,
 }
 
-/// Sets `policy` on every thread of the process; threads they start
-/// afterwards inherit it.
-pub fn apply(policy: Scheduling) -> Result<(), SchedulingError> {
-    apply_os(policy).map_err(|e| match e {
-        OsError::Unsupported => SchedulingError::Unsupported,
-        OsError::Io(source) => SchedulingError::Set { policy, source },
-    })
-}
-
-enum OsError {
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
-    Unsupported,
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    Io(std::io::Error),
-}
-
+/// Sets `policy` on every thread of the process (the caller among them);
+/// threads they start afterwards inherit it.
 #[cfg(target_os = "linux")]
-fn apply_os(policy: Scheduling) -> Result<(), OsError> {
-    let policy = match policy {
+pub fn apply(policy: Scheduling) -> Result<(), SchedulingError> {
+    let kernel_policy = match policy {
         Scheduling::Batch => libc::SCHED_BATCH,
         Scheduling::Normal => libc::SCHED_OTHER,
     };
-    let set = |tid: libc::pid_t| {
+    let failed = |source| SchedulingError::Set { policy, source };
+    for task in std::fs::read_dir("/proc/self/task").map_err(failed)? {
+        let Some(tid) = task.ok().and_then(|t| t.file_name().to_str()?.parse().ok()) else {
+            continue;
+        };
         let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid, initialised sched_param that
-        // outlives the call; tid 0 is the calling thread.
-        let rc = unsafe { libc::sched_setscheduler(tid, policy, &param) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    };
-    set(0).map_err(OsError::Io)?;
-    for task in std::fs::read_dir("/proc/self/task").map_err(OsError::Io)? {
-        let tid = task.ok().and_then(|t| t.file_name().to_str()?.parse().ok());
-        if let Some(tid) = tid {
-            match set(tid) {
-                // A thread that ended since the listing.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                other => other.map_err(OsError::Io)?,
+        // SAFETY: `param` is a valid, initialised sched_param that outlives
+        // the call.
+        if unsafe { libc::sched_setscheduler(tid, kernel_policy, &param) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // ESRCH: a thread that ended since the listing.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(failed(e));
             }
         }
     }
@@ -97,8 +77,8 @@ fn apply_os(policy: Scheduling) -> Result<(), OsError> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn apply_os(_policy: Scheduling) -> Result<(), OsError> {
-    Err(OsError::Unsupported)
+pub fn apply(_policy: Scheduling) -> Result<(), SchedulingError> {
+    Err(SchedulingError::Unsupported)
 }
 
 #[cfg(test)]
